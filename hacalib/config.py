@@ -1,0 +1,72 @@
+"""Configuration: one dataclass per stage, every field with a one-line help text.
+
+The same objects feed the Python API, the notebooks' parameters cells and the CLI. Nothing here reads
+environment variables or globals; a preset is just a function returning filled-in dataclasses.
+Each stage's owner module may add fields to its own dataclass (keep the `help` metadata).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field with a help text (shown by `describe`)."""
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class ToyWorldConfig:
+    size: str = _f("default", "world size preset: 'smoke' (tests, seconds) or 'default' (reproduce)")
+    seed: int = _f(0, "seed; the same seed gives the same world, byte for byte in the CSV/JSON files")
+    canvas: int = _f(32, "canvas side in pixels")
+    num_frames: int = _f(16, "rendered frames per video")
+    fps: int = _f(8, "frames per second written into the mp4")
+
+
+@dataclass
+class ModelConfig:
+    preset: str = _f("toy", "'toy' (small Video-LLaVA built from configs) or 'videollava-7b' (the paper)")
+    name_or_path: str = _f("", "hub id or local path; empty means the preset's default")
+    revision: str = _f("", "pinned hub revision for the real model; empty means the preset's pin")
+    dtype: str = _f("auto", "'auto' (bf16 on CUDA, fp32 on CPU), 'bfloat16', 'float16' or 'float32'")
+    num_frames: int = _f(8, "frames sampled per video (Video-LLaVA uses 8)")
+    lora_r: int = _f(16, "LoRA rank")
+    lora_alpha: int = _f(32, "LoRA alpha")
+    lora_dropout: float = _f(0.05, "LoRA dropout")
+    lora_targets: list = _f(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "language-model projection names that get LoRA adapters",
+    )
+
+
+@dataclass
+class TrainConfig:
+    objective: str = _f("haca", "'entail' (Yes/No), 'haca' (Yes / No + correction) or 'haca_mask' (haca + masking)")
+    seed: int = _f(0, "seed for sampling, dropout and LoRA init")
+    max_steps: int = _f(300, "optimizer steps")
+    batch_size: int = _f(16, "examples per optimizer step per process (before accumulation)")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    lr: float = _f(1e-3, "peak learning rate")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    warmup_steps: int = _f(20, "linear warmup steps")
+    schedule: str = _f("cosine", "'cosine' or 'linear' decay after warmup")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    loss_reduction: str = _f("token", "'token' (mean over target tokens) or 'sequence' (mean per example, then over the batch)")
+    mask_ratio: float = _f(0.45, "fraction of content words masked in the masking task")
+    mixed_precision: str = _f("auto", "'auto' (bf16 on CUDA, none on CPU), 'no', 'bf16' or 'fp16'")
+    checkpoint_every: int = _f(100, "save adapter + optimizer + scheduler + RNG every N steps")
+    log_every: int = _f(10, "write a JSON-lines metrics record every N steps")
+    output_dir: str = _f("runs/finetune", "where checkpoints, metrics and the final adapter go")
+
+
+def describe(cfg: Any) -> str:
+    """One line per field: name = value  # help."""
+    return "\n".join(f"{f.name} = {getattr(cfg, f.name)!r}  # {f.metadata.get('help', '')}" for f in fields(cfg))
+
+
+def to_dict(cfg: Any) -> dict:
+    return asdict(cfg)

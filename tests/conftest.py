@@ -1,0 +1,29 @@
+"""Shared test fixtures. Real data samples live in ../shared/fixtures (not in this repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """Path to ../shared/fixtures; tests that need it skip with a reason when it is absent."""
+    if not SHARED_FIXTURES.is_dir():
+        pytest.skip(f"real data samples not found at {SHARED_FIXTURES} (only present in the team's checkout)")
+    return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _few_threads():
+    """Two cores on the reference machine: keep torch from oversubscribing them."""
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+    except ImportError:
+        pass
