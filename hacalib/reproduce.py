@@ -1,0 +1,115 @@
+"""`haca reproduce`: run the notebooks in order through papermill.
+
+A full run (toy preset by default) re-executes `notebooks/NN_*.ipynb` in place, so the committed reading notebooks
+carry the outputs of the last reproduction, and writes tables/figures under `figures/`. A smoke run never touches
+the committed notebooks or figures: it writes executed copies and artifacts under `runs/smoke/`.
+Expensive work (toy world, pretrained base model, fine-tuning runs) is cached under `cache/` by the library, so
+notebooks that need the same training run share it instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+NOTEBOOKS = (
+    "01_data_construction",
+    "02_finetune",
+    "03_table1_velociti",
+    "04_ssv2_retrieval",
+    "05_table2_qa",
+    "06_mask_ratio",
+    "07_failure_analysis",
+)
+
+
+@dataclass
+class ReproduceConfig:
+    """What `haca reproduce` runs. Paths are relative to the project root unless absolute."""
+
+    project_root: Path = field(default_factory=lambda: Path.cwd())
+    preset: str = "toy"  # 'toy' or 'videollava-7b'
+    data_root: str = ""  # real data root for the paper preset; empty: the toy world under cache/
+    seeds: Sequence[int] = (0, 1, 2)
+    smoke: bool = False
+    only: Sequence[str] = ()  # notebook names (or unique prefixes such as '03') to run; empty: all that exist
+    kernel_name: str = "python3"
+
+    @property
+    def run_root(self) -> Path:
+        return self.project_root / "runs" / "smoke" if self.smoke else self.project_root
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run_root / "figures"
+
+    @property
+    def cache_dir(self) -> Path:
+        # smoke runs get their own cache: a smoke-sized model must never stand in for a full one
+        return self.run_root / "cache"
+
+
+def select_notebooks(notebooks_dir: Path, only: Sequence[str] = ()) -> list[Path]:
+    existing = [notebooks_dir / f"{n}.ipynb" for n in NOTEBOOKS if (notebooks_dir / f"{n}.ipynb").exists()]
+    if not only:
+        return existing
+    chosen = []
+    for want in only:
+        hits = [p for p in existing if p.stem == want or p.stem.startswith(want)]
+        if len(hits) != 1:
+            names = ", ".join(p.stem for p in existing)
+            raise ValueError(f"--only {want!r} matches {len(hits)} notebooks; choose one of: {names}")
+        chosen.extend(hits)
+    return chosen
+
+
+def notebook_parameters(cfg: ReproduceConfig) -> dict:
+    return {
+        "preset": cfg.preset,
+        "data_root": cfg.data_root,
+        "seeds": list(cfg.seeds),
+        "smoke": cfg.smoke,
+        "out_dir": str(cfg.out_dir),
+        "cache_dir": str(cfg.cache_dir),
+    }
+
+
+def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: str = "python3") -> Path:
+    """Execute `src` with `params` (only those its parameters cell declares) and write it atomically to `dst`."""
+    import papermill as pm
+
+    from .io import atomic_path
+
+    declared = pm.inspect_notebook(str(src))
+    used = {k: v for k, v in params.items() if k in declared}  # a notebook without e.g. `seeds` does not get it
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        tmp_nb = tmp.with_suffix(".ipynb")
+        try:
+            pm.execute_notebook(str(src), str(tmp_nb), parameters=used, cwd=str(cwd), kernel_name=kernel_name,
+                                progress_bar=False, request_save_on_cell_execute=False)
+            tmp_nb.replace(tmp)
+        finally:
+            if tmp_nb.exists():
+                tmp_nb.unlink()
+    return dst
+
+
+def reproduce(cfg: ReproduceConfig, log: Callable[[str], None] = print) -> list[Path]:
+    notebooks_dir = cfg.project_root / "notebooks"
+    chosen = select_notebooks(notebooks_dir, cfg.only)
+    if not chosen:
+        raise FileNotFoundError(f"no notebooks found under {notebooks_dir}")
+    params = notebook_parameters(cfg)
+    done = []
+    for nb in chosen:
+        dst = (cfg.run_root / "notebooks" / nb.name) if cfg.smoke else nb
+        t0 = time.perf_counter()
+        log(f"[reproduce] {nb.stem} ...")
+        run_notebook(nb, dst, params, cwd=notebooks_dir, kernel_name=cfg.kernel_name)
+        log(f"[reproduce] {nb.stem} done in {time.perf_counter() - t0:.1f}s -> {dst}")
+        done.append(dst)
+    log(f"[reproduce] tables and figures under {cfg.out_dir}")
+    return done
