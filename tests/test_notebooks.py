@@ -1,0 +1,44 @@
+"""Every notebook under notebooks/ runs end to end in smoke mode under nbval.
+
+The committed notebooks are never executed in place: papermill injects smoke parameters into copies in a temp
+folder (with a shared cache, so the notebooks reuse each other's training runs as in `haca reproduce`), and
+nbval (lax mode: every cell must run; cells marked `# NBVAL_CHECK_OUTPUT` must reproduce their stored output)
+executes the copies in order.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import papermill as pm
+import pytest
+
+from hacalib.reproduce import ReproduceConfig, notebook_parameters, select_notebooks
+
+from .conftest import PROJECT_ROOT
+
+NOTEBOOKS = select_notebooks(PROJECT_ROOT / "notebooks")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
+def test_notebooks_run_in_smoke_mode_under_nbval(tmp_path):
+    cfg = ReproduceConfig(project_root=tmp_path, smoke=True)
+    params = notebook_parameters(cfg)
+    copies = []
+    for nb in NOTEBOOKS:
+        declared = pm.inspect_notebook(str(nb))
+        dst = tmp_path / "notebooks" / nb.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        pm.execute_notebook(str(nb), str(dst), parameters={k: v for k, v in params.items() if k in declared},
+                            prepare_only=True, kernel_name="python3", progress_bar=False)
+        copies.append(str(dst))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q", "-c", "/dev/null",
+         "--rootdir", str(tmp_path), *copies],
+        cwd=PROJECT_ROOT / "notebooks", capture_output=True, text=True, timeout=1500,
+    )
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, tail
+    assert " failed" not in proc.stdout.splitlines()[-1], tail
