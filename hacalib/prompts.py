@@ -1,0 +1,98 @@
+"""Prompt templates, versioned: every table prints `PROMPT_VERSION` and `templates()` in its provenance.
+
+All prompts use Video-LLaVA's chat format (`USER: <video>\\n... ASSISTANT:`). The answer follows the
+prompt after `ANSWER_SEP`; training (`hacalib.examples.encode`) and scoring read the first answer token
+at the same place, so `Yes`/`No` are tokenized identically in both.
+Change a template only together with `PROMPT_VERSION`.
+"""
+
+from __future__ import annotations
+
+import re
+
+PROMPT_VERSION = "v1"
+
+VIDEO_TOKEN = "<video>"
+MASK_TOKEN = "<mask>"
+YES = "Yes"
+NO = "No"
+# Between "ASSISTANT:" and the answer. Llama's tokenizer turns " Yes" into the single piece "▁Yes".
+ANSWER_SEP = " "
+
+ENTAIL_TEMPLATE = 'USER: <video>\nDoes this video entail the description: "{caption}"? ASSISTANT:'
+MASK_TEMPLATE = (
+    'USER: <video>\nSome words of this description are hidden as <mask>: "{masked_caption}". '
+    "Write the full description of the video. ASSISTANT:"
+)
+CAPTION_TEMPLATE = "USER: <video>\nDescribe the video. ASSISTANT:"
+QA_TEMPLATE = "USER: <video>\n{question} ASSISTANT:"
+
+# HACA's target for a contrast caption; the first answer token stays `No` in every format.
+HACA_NEGATIVE_FORMATS = {
+    "comma": "No, {correction}",
+    "sentence": "No. {correction}",
+    "no_only": "No",
+}
+DEFAULT_HACA_FORMAT = "comma"
+
+
+def entail_prompt(caption: str) -> str:
+    """The entailment question for one description (used by training and by every P(yes) scorer)."""
+    return ENTAIL_TEMPLATE.format(caption=caption.strip())
+
+
+def mask_prompt(masked_caption: str) -> str:
+    """The masking-correction question; `masked_caption` already holds `MASK_TOKEN` where words were hidden."""
+    return MASK_TEMPLATE.format(masked_caption=masked_caption.strip())
+
+
+def caption_prompt() -> str:
+    """The captioning question used to pretrain the toy model."""
+    return CAPTION_TEMPLATE
+
+
+def qa_prompt(question: str) -> str:
+    """An open question about the video (toy pretraining, MSRVTT-QA)."""
+    return QA_TEMPLATE.format(question=question.strip())
+
+
+def entail_target(entails: bool) -> str:
+    """Entailment-only baseline target: `Yes` for the true caption, `No` for the contrast caption."""
+    return YES if entails else NO
+
+
+def haca_target(entails: bool, correction: str, fmt: str = DEFAULT_HACA_FORMAT) -> str:
+    """HACA target: `Yes` for the true caption, else `No` followed by the corrected (true) caption.
+
+    Args:
+        entails: whether the description in the prompt matches the video.
+        correction: the true caption, written after `No` for a contrast caption.
+        fmt: a key of `HACA_NEGATIVE_FORMATS` (default "comma": `No, {correction}`).
+    """
+    if entails:
+        return YES
+    if fmt not in HACA_NEGATIVE_FORMATS:
+        raise ValueError(f"unknown HACA target format {fmt!r}; choose one of {sorted(HACA_NEGATIVE_FORMATS)}")
+    return HACA_NEGATIVE_FORMATS[fmt].format(correction=correction.strip())
+
+
+def templates() -> dict[str, str]:
+    """Every template and constant that shapes a prompt, for provenance records."""
+    return {
+        "version": PROMPT_VERSION,
+        "entail": ENTAIL_TEMPLATE,
+        "mask": MASK_TEMPLATE,
+        "caption": CAPTION_TEMPLATE,
+        "qa": QA_TEMPLATE,
+        "yes": YES,
+        "no": NO,
+        "answer_sep": ANSWER_SEP,
+        "mask_token": MASK_TOKEN,
+        **{f"haca_negative_{k}": v for k, v in HACA_NEGATIVE_FORMATS.items()},
+    }
+
+
+def template_texts() -> list[str]:
+    """The literal text of all templates with placeholders removed (the toy tokenizer's prompt vocabulary)."""
+    texts = [ENTAIL_TEMPLATE, MASK_TEMPLATE, CAPTION_TEMPLATE, QA_TEMPLATE, YES, NO, *HACA_NEGATIVE_FORMATS.values()]
+    return [re.sub(r"\{[a-z_]+\}", " ", t) for t in texts]
