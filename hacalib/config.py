@@ -60,6 +60,7 @@ class TrainConfig:
     mixed_precision: str = _f("auto", "'auto' (bf16 on CUDA, none on CPU), 'no', 'bf16' or 'fp16'")
     checkpoint_every: int = _f(100, "save adapter + optimizer + scheduler + RNG every N steps")
     log_every: int = _f(10, "write a JSON-lines metrics record every N steps")
+    keep_checkpoints: int = _f(2, "complete checkpoints kept on disk (the newest N; 0 keeps all)")
     output_dir: str = _f("runs/finetune", "where checkpoints, metrics and the final adapter go")
 
 

@@ -1,0 +1,137 @@
+"""Training data as torch objects: examples + decoded videos -> model inputs, and the seeded batch order.
+
+`VideoTextDataset` turns encoded examples (token ids and labels, built by `hacalib.examples`) and the
+videos they point at into the dict a Video-LLaVA forward takes. Decoding and preprocessing a video is
+the expensive part and depends only on the video, so each processed tensor is cached in memory per
+video path: the second epoch (and every other example of the same video) is free.
+
+`SeededBatchSampler` fixes the data order from a seed as a pure function of the micro-batch number, so a
+resumed run continues exactly where the interrupted one stopped and several processes read disjoint
+slices of the same global batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .errors import DataError
+
+
+class SeededBatchSampler(Sampler[list[int]]):
+    """Endless micro-batches of dataset indices; the order is a function of (seed, micro-batch number).
+
+    The stream is the concatenation of one permutation of range(n) per epoch (epoch e uses the generator
+    seeded with (seed, e)). Global micro-batch k holds stream items [k*B*W, (k+1)*B*W), and process r
+    takes the r-th slice of B of them. Nothing is stored, so resuming only needs the micro-batch number.
+
+    Args:
+        n: dataset size.
+        batch_size: examples per micro-batch per process (B).
+        seed: data-order seed.
+        rank: this process's index (r).
+        world_size: number of processes (W).
+        start: first global micro-batch number to yield (the resume position).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, *, rank: int = 0, world_size: int = 1, start: int = 0):
+        if n <= 0:
+            raise ValueError("the training dataset is empty")
+        if batch_size <= 0 or not 0 <= rank < world_size or start < 0:
+            raise ValueError(f"bad sampler arguments: batch_size={batch_size}, rank={rank}, world_size={world_size}, start={start}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size, self.start = rank, world_size, start
+        self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
+
+    def _item(self, position: int) -> int:
+        epoch, offset = divmod(position, self.n)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return int(self._perm[offset])
+
+    def batch(self, k: int) -> list[int]:
+        """Indices of global micro-batch `k` for this process."""
+        first = (k * self.world_size + self.rank) * self.batch_size
+        return [self._item(p) for p in range(first, first + self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        k = self.start
+        while True:
+            yield self.batch(k)
+            k += 1
+
+
+class VideoTextDataset(Dataset):
+    """Encoded examples paired with their processed video.
+
+    Each item is the example's own tensors (`input_ids`, `labels`, `attention_mask`, 1-D) plus
+    `pixel_values_videos` (num_frames, 3, H, W) from `video_fn(path)`; `pad_collate` stacks them.
+
+    Args:
+        encoded: one dict per example with `input_ids`, `labels`, `attention_mask` (lists or 1-D tensors).
+        videos: the video path of each example (same length as `encoded`); relative paths are
+            resolved against `video_root`.
+        video_fn: path -> processed video tensor (num_frames, 3, H, W), e.g. `read_video` followed by
+            the processor's video processor (see `processed_video_fn`).
+        video_root: folder the relative video paths are relative to.
+        source: file the examples came from, named in error messages.
+    """
+
+    def __init__(
+        self,
+        encoded: Sequence[dict[str, Any]],
+        videos: Sequence[str],
+        video_fn: Callable[[Path], torch.Tensor],
+        *,
+        video_root: str | Path | None = None,
+        source: str | Path = "<examples>",
+    ):
+        if len(encoded) != len(videos):
+            raise ValueError(f"{len(encoded)} encoded examples but {len(videos)} video paths")
+        for row, feats in enumerate(encoded):
+            missing = {"input_ids", "labels", "attention_mask"} - set(feats)
+            if missing:
+                raise DataError(source, f"encoded example lacks {sorted(missing)}", row=row)
+            if len(feats["input_ids"]) != len(feats["labels"]):
+                raise DataError(source, "input_ids and labels differ in length", row=row)
+        root = Path(video_root) if video_root is not None else None
+        self.encoded = list(encoded)
+        self.videos = [root / v if root is not None and not Path(v).is_absolute() else Path(v) for v in videos]
+        self.video_fn = video_fn
+        self._cache: dict[Path, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def video(self, path: Path) -> torch.Tensor:
+        """The processed video for `path`, decoded once and then served from memory."""
+        if path not in self._cache:
+            self._cache[path] = self.video_fn(path)
+        return self._cache[path]
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        feats = self.encoded[i]
+        item = {k: torch.as_tensor(feats[k], dtype=torch.long) for k in ("input_ids", "labels", "attention_mask")}
+        item["pixel_values_videos"] = self.video(self.videos[i])
+        return item
+
+
+def processed_video_fn(processor: Any, num_frames: int = 8) -> Callable[[Path], torch.Tensor]:
+    """path -> (num_frames, 3, H, W) float tensor: `hacalib.video.read_video` + the processor's video processor.
+
+    Args:
+        processor: a `VideoLlavaProcessor` (its `video_processor` resizes and normalises the frames).
+        num_frames: frames sampled uniformly from each video.
+    """
+    from .video import read_video
+
+    def fn(path: Path) -> torch.Tensor:
+        frames = read_video(path, num_frames=num_frames)
+        pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
+        return pixels[0]
+
+    return fn
