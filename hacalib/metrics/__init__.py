@@ -1,0 +1,43 @@
+"""Metrics: VELOCITI entailment, text-to-video retrieval, offline QA, confidence intervals, collapse check.
+
+`METRICS[name]` is the registry (see `registry.Metric`); the modules hold the per-item functions:
+`velociti` (ClassicVLE, StrictVLE), `retrieval` (AP, R@k, VideoCon's convention, tie counts),
+`qa` (normalised exact match / containment), `ci` (bootstrap and seed intervals), `collapse`.
+"""
+
+from .ci import bootstrap_ci, summarize_seeds, t_interval
+from .collapse import is_collapsed, pyes_spread
+from .qa import contains_answer, exact_match, normalize_answer
+from .registry import METRICS, Metric
+from .retrieval import (
+    ap_ties_broken,
+    average_precision,
+    hit_at_k,
+    tie_summary,
+    videocon_ap,
+    videocon_hit_at_k,
+    videocon_order,
+)
+from .velociti import classic_vle, strict_vle
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "ap_ties_broken",
+    "average_precision",
+    "bootstrap_ci",
+    "classic_vle",
+    "contains_answer",
+    "exact_match",
+    "hit_at_k",
+    "is_collapsed",
+    "normalize_answer",
+    "pyes_spread",
+    "strict_vle",
+    "summarize_seeds",
+    "t_interval",
+    "tie_summary",
+    "videocon_ap",
+    "videocon_hit_at_k",
+    "videocon_order",
+]

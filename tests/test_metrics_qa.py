@@ -1,0 +1,35 @@
+"""Offline QA judge: normalisation, exact match and whole-word containment on hand cases."""
+
+import pytest
+
+from hacalib.metrics import METRICS, contains_answer, exact_match, normalize_answer
+
+
+@pytest.mark.parametrize(
+    "raw,norm",
+    [("The Man!", "man"), ("  A  dog. ", "dog"), ("an apple", "apple"), ("T-shirt", "t shirt"),
+     ("There is a cat", "there is cat"), ("theatre", "theatre"), ("Two.", "two")],
+)
+def test_normalize_answer(raw, norm):
+    assert normalize_answer(raw) == norm
+
+
+PREDS = ["The dog.", "a dog runs", "woman", "not", "I see ice cream", "ice and cream", "Two", "2"]
+GOLDS = ["dog", "dog", "man", "no", "ice cream", "ice cream", "two", "two"]
+
+
+def test_exact_match():
+    assert exact_match(PREDS, GOLDS).tolist() == [1, 0, 0, 0, 0, 0, 1, 0]
+
+
+def test_containment_is_whole_words():
+    assert contains_answer(PREDS, GOLDS).tolist() == [1, 1, 0, 0, 1, 0, 1, 0]
+    assert METRICS["qa_contains"](PREDS, GOLDS) == pytest.approx(4 / 8)
+    assert METRICS["qa_exact"](PREDS, GOLDS) == pytest.approx(2 / 8)
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="answer 1"):
+        exact_match(["a", "b"], ["dog", "the"])
+    with pytest.raises(ValueError, match="2 predictions for 1 answers"):
+        contains_answer(["a", "b"], ["dog"])
