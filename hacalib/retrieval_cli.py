@@ -37,7 +37,7 @@ def _load_private(matrix_csv: Path, scores_csv: Path) -> tuple[list[str], list[s
         raise DataError(matrix_csv, f"missing columns {sorted(missing)} (need videopath,caption,match)")
     bad = ~m["match"].isin([0, 1])
     if bad.any():
-        raise DataError(matrix_csv, f"match must be 0 or 1, got {m['match'][bad].iloc[0]!r}", row=int(np.flatnonzero(bad)[0]) + 1)
+        raise DataError(matrix_csv, f"match must be 0 or 1, got {m['match'][bad].iloc[0]!r}", row=int(np.flatnonzero(bad)[0]))
     s = pd.read_csv(scores_csv, header=None, dtype={0: str, 1: str})
     if s.shape[1] < 3:
         raise DataError(scores_csv, f"{s.shape[1]} columns; need videopath,caption,score (header-less)")
@@ -45,11 +45,11 @@ def _load_private(matrix_csv: Path, scores_csv: Path) -> tuple[list[str], list[s
     s["score"] = pd.to_numeric(s["score"], errors="coerce")
     bad = ~np.isfinite(s["score"].to_numpy(dtype=float))
     if bad.any():
-        raise DataError(scores_csv, "score is not a finite number", row=int(np.flatnonzero(bad)[0]) + 1)
+        raise DataError(scores_csv, "score is not a finite number", row=int(np.flatnonzero(bad)[0]))
     for path, df in ((matrix_csv, m), (scores_csv, s)):
         dup = df.duplicated(["videopath", "caption"])
         if dup.any():
-            raise DataError(path, "duplicate (videopath, caption) pair", row=int(np.flatnonzero(dup)[0]) + 1)
+            raise DataError(path, "duplicate (videopath, caption) pair", row=int(np.flatnonzero(dup)[0]))
     queries = list(dict.fromkeys(m["caption"]))
     videos = list(dict.fromkeys(m["videopath"]))
     if len(m) != len(queries) * len(videos):

@@ -54,7 +54,7 @@ def test_constant_scores_are_flagged(tmp_path, capsys):
 @pytest.mark.parametrize(
     "kwargs,where,msg",
     [({"drop_last": True}, "scores.csv", "no score for video 'v1.mp4'"),
-     ({"match": {"q1": [1, 0, 2, 0], "q2": [0, 0, 0, 1]}}, "eval.csv, row 3", "match must be 0 or 1"),
+     ({"match": {"q1": [1, 0, 2, 0], "q2": [0, 0, 0, 1]}}, "eval.csv, row 2", "match must be 0 or 1"),
      ({"match": {"q1": [1, 0, 1, 0], "q2": [0, 0, 0, 0]}}, "eval.csv, key 'q2'", "no positive")],
 )
 def test_bad_inputs_name_file_and_row(tmp_path, capsys, kwargs, where, msg):
