@@ -1,7 +1,7 @@
 """`haca score-retrieval`: mAP, R@k and ties of a user's own text-to-video retrieval scores.
 
 Reads VideoCon's SSv2 matrix (`videopath,caption,match`) and a header-less VideoCon-style scores file
-(`videopath,caption,entailment[,pos,neg]`), prints a human-readable summary and one JSON line.
+(`videopath,caption,entailment,pos,neg`), both through `hacalib.data.ssv2`, prints a human-readable summary and one JSON line.
 Primary numbers: mAP with ties grouped (scikit-learn) and R@k with ties resolved by expectation; VideoCon's
 own `calc_ssv2.py` convention is printed beside them, labelled, with the tie counts that separate them.
 """
@@ -13,9 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
+from .data.ssv2 import load_retrieval_matrix, load_retrieval_scores
 from .errors import DataError
 from .io import write_json
 from .metrics import METRICS, is_collapsed, pyes_spread, tie_summary, videocon_order
@@ -23,69 +21,27 @@ from .metrics import METRICS, is_collapsed, pyes_spread, tie_summary, videocon_o
 KS = (1, 5, 10)
 
 
-def _load_private(matrix_csv: Path, scores_csv: Path) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Read matrix and scores into (queries, videos, match[q, v], scores[q, v]).
-
-    Temporary parser until `hacalib.data.ssv2` lands; it pairs rows on the exact (videopath, caption).
-    """
-    for p in (matrix_csv, scores_csv):
-        if not p.is_file():
-            raise DataError(p, "file not found")
-    m = pd.read_csv(matrix_csv, dtype={"videopath": str, "caption": str})
-    missing = {"videopath", "caption", "match"} - set(m.columns)
-    if missing:
-        raise DataError(matrix_csv, f"missing columns {sorted(missing)} (need videopath,caption,match)")
-    bad = ~m["match"].isin([0, 1])
-    if bad.any():
-        raise DataError(matrix_csv, f"match must be 0 or 1, got {m['match'][bad].iloc[0]!r}", row=int(np.flatnonzero(bad)[0]))
-    s = pd.read_csv(scores_csv, header=None, dtype={0: str, 1: str})
-    if s.shape[1] < 3:
-        raise DataError(scores_csv, f"{s.shape[1]} columns; need videopath,caption,score (header-less)")
-    s = s.iloc[:, :3].set_axis(["videopath", "caption", "score"], axis=1)
-    s["score"] = pd.to_numeric(s["score"], errors="coerce")
-    bad = ~np.isfinite(s["score"].to_numpy(dtype=float))
-    if bad.any():
-        raise DataError(scores_csv, "score is not a finite number", row=int(np.flatnonzero(bad)[0]))
-    for path, df in ((matrix_csv, m), (scores_csv, s)):
-        dup = df.duplicated(["videopath", "caption"])
-        if dup.any():
-            raise DataError(path, "duplicate (videopath, caption) pair", row=int(np.flatnonzero(dup)[0]))
-    queries = list(dict.fromkeys(m["caption"]))
-    videos = list(dict.fromkeys(m["videopath"]))
-    if len(m) != len(queries) * len(videos):
-        raise DataError(matrix_csv, f"{len(m)} rows is not a full {len(queries)} queries x {len(videos)} videos matrix")
-    match = m.pivot(index="caption", columns="videopath", values="match").loc[queries, videos]
-    merged = m.merge(s, on=["videopath", "caption"], how="left")
-    lost = merged["score"].isna()
-    if lost.any():
-        r = merged[lost].iloc[0]
-        raise DataError(scores_csv, f"no score for video {r.videopath!r}", key=str(r.caption)[-80:])
-    scores = merged.pivot(index="caption", columns="videopath", values="score").loc[queries, videos]
-    no_pos = ~match.to_numpy().astype(bool).any(axis=1)
-    if no_pos.any():
-        raise DataError(matrix_csv, "query has no positive video", key=queries[int(np.flatnonzero(no_pos)[0])][-80:])
-    return queries, videos, match.to_numpy().astype(bool), scores.to_numpy(dtype=np.float64)
-
-
 def score_retrieval(matrix_csv: str | Path, scores_csv: str | Path, *, n_resamples: int = 2000, seed: int = 0) -> dict:
     """Every retrieval number for one scores file against its matrix.
 
     Args:
         matrix_csv: VideoCon SSv2 eval CSV (`videopath,caption,match`), a full queries x videos matrix.
-        scores_csv: header-less scores, one row per matrix pair (`videopath,caption,score[,...]`).
+        scores_csv: header-less VideoCon scores, one row per matrix pair (`videopath,caption,entailment,pos,neg`);
+            paired on (videopath, template) by `hacalib.data.ssv2`.
         n_resamples, seed: bootstrap over queries for the 95% intervals of mAP and R@k.
     Returns a flat dict of fractions in [0, 1]: map (+ map_ci_low/high), R@1/5/10 (+ CIs), map_videocon,
     R@k_videocon, map_ties_best / map_ties_worst, the `ties` counts, the P(yes) `spread` and `collapsed`.
     """
-    matrix_csv, scores_csv = Path(matrix_csv), Path(scores_csv)
-    queries, videos, match, scores = _load_private(matrix_csv, scores_csv)
-    out: dict = {"matrix": str(matrix_csv), "scores": str(scores_csv), "n_queries": len(queries),
-                 "n_videos": len(videos), "positives": int(match.sum())}
+    matrix = load_retrieval_matrix(matrix_csv)
+    scores = load_retrieval_scores(scores_csv, matrix)
+    match = matrix.match
+    out: dict = {"matrix": str(matrix_csv), "scores": str(scores_csv), "n_queries": len(matrix.queries),
+                 "n_videos": len(matrix.videos), "positives": int(match.sum())}
     for name in ("map", *(f"R@{k}" for k in KS)):
         r = METRICS[name].with_ci(scores, match, n_resamples=n_resamples, seed=seed)
         out.update({name: r["value"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"]})
     # VideoCon's script ranks within columns sorted by videopath; its tie order depends on that order
-    order = videocon_order(videos)
+    order = videocon_order(matrix.videos)  # the loader already sorts them; kept so the convention is explicit
     for name in ("map_videocon", *(f"R@{k}_videocon" for k in KS)):
         out[name] = METRICS[name](scores[:, order], match[:, order])
     out["map_ties_best"] = METRICS["map_ties_best"](scores, match)
@@ -122,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: print the summary and one JSON line; exit 2 with a one-line message on bad input."""
     p = argparse.ArgumentParser(prog="haca score-retrieval", description=__doc__.splitlines()[0])
     p.add_argument("--matrix", required=True, help="eval CSV: videopath,caption,match")
-    p.add_argument("--scores", required=True, help="header-less scores CSV: videopath,caption,score[,pos,neg]")
+    p.add_argument("--scores", required=True, help="header-less scores CSV: videopath,caption,entailment,pos,neg")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed for the confidence intervals")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     p.add_argument("--json-out", default="", help="also write the result as JSON to this file")
