@@ -1,7 +1,8 @@
 """`haca score-retrieval`: mAP, R@k and ties of a user's own text-to-video retrieval scores.
 
 Reads VideoCon's SSv2 matrix (`videopath,caption,match`) and a header-less VideoCon-style scores file
-(`videopath,caption,entailment,pos,neg`), both through `hacalib.data.ssv2`, prints a human-readable summary and one JSON line.
+(`videopath,caption,entailment,pos,neg`), both through `hacalib.data.ssv2`, and prints a human-readable
+summary and one JSON line.
 Primary numbers: mAP with ties grouped (scikit-learn) and R@k with ties resolved by expectation; VideoCon's
 own `calc_ssv2.py` convention is printed beside them, labelled, with the tie counts that separate them.
 """
@@ -59,14 +60,17 @@ def format_report(r: dict) -> str:
     lines = [
         f"matrix  {r['matrix']}  ({r['n_queries']} queries x {r['n_videos']} videos, {r['positives']} positives)",
         f"scores  {r['scores']}",
-        f"mAP (ties grouped, scikit-learn)  {pct(r['map'])}   95% CI [{pct(r['map_ci_low'])}, {pct(r['map_ci_high'])}] over queries",
+        f"mAP (ties grouped, scikit-learn)  {pct(r['map'])}   "
+        f"95% CI [{pct(r['map_ci_low'])}, {pct(r['map_ci_high'])}] over queries",
         "R@1 / R@5 / R@10 (ties by expectation)  " + " / ".join(pct(r[f"R@{k}"]) for k in KS),
         f"VideoCon convention (np.argsort, calc_ssv2.py)  mAP {pct(r['map_videocon'])}   R@1/5/10 "
         + " / ".join(pct(r[f"R@{k}_videocon"]) for k in KS),
-        f"ties: {t['tied_groups']} tied score groups; {t['positives_tied_with_negative']} of {t['positives']} positives "
+        f"ties: {t['tied_groups']} tied score groups; "
+        f"{t['positives_tied_with_negative']} of {t['positives']} positives "
         f"tie with a negative ({t['tied_positive_negative_pairs']} pairs); mAP ranges "
         f"{pct(r['map_ties_worst']).strip()} .. {pct(r['map_ties_best']).strip()} as ties break against / for positives",
-        f"P(yes) spread: std {r['spread']['std']:.4f}, range [{r['spread']['min']:.4f}, {r['spread']['max']:.4f}], "
+        f"P(yes) spread: std {r['spread']['std']:.4f}, "
+        f"range [{r['spread']['min']:.4f}, {r['spread']['max']:.4f}], "
         f"{r['spread']['n_unique']} distinct values",
     ]
     if r["collapsed"]:

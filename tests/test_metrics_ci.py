@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hacalib.metrics import METRICS, Metric, bootstrap_ci, is_collapsed, pyes_spread, summarize_seeds, t_interval
+from hacalib.metrics import (
+    METRICS,
+    Metric,
+    bootstrap_ci,
+    is_collapsed,
+    pyes_spread,
+    score_table,
+    summarize_seeds,
+    t_interval,
+)
 
 
 def test_t_interval_hand_computed():
@@ -65,3 +74,16 @@ def test_registry_contract():
     assert set(r) == {"metric", "value", "ci_low", "ci_high", "n", "higher_is_better"}
     assert r["metric"] == "classic_vle" and r["value"] == 0.75 and r["n"] == 4
     assert 0.0 <= r["ci_low"] <= r["value"] <= r["ci_high"] <= 1.0
+
+
+def test_score_table_per_test():
+    groups = {"agent_bind": ([0.9, 0.6, 0.5], [0.1, 0.6, 0.4]), "control": ([0.8, 0.7], [0.2, 0.9])}
+    t = score_table(groups, ["classic_vle", "strict_vle"], seed=1)
+    assert list(t.columns) == ["test", "metric", "value", "ci_low", "ci_high", "n", "higher_is_better"]
+    assert t[["test", "metric"]].values.tolist() == [
+        ["agent_bind", "classic_vle"], ["agent_bind", "strict_vle"],
+        ["control", "classic_vle"], ["control", "strict_vle"]]
+    assert t["value"].tolist() == pytest.approx([2 / 3, 1 / 3, 1 / 2, 1 / 2])
+    assert t["n"].tolist() == [3, 3, 2, 2]
+    with pytest.raises(KeyError, match="unknown metric"):
+        score_table(groups, ["accuracy"])

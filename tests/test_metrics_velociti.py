@@ -35,7 +35,8 @@ def test_collapsed_model_scores_zero_classic():
 
 @pytest.mark.parametrize(
     "pos,neg,msg",
-    [([0.5, 1.2], [0.1, 0.2], r"p_pos\[1\]"), ([0.5], [np.nan], r"p_neg\[0\]"), ([0.5, 0.4], [0.1], "equal"), ([], [], "non-empty")],
+    [([0.5, 1.2], [0.1, 0.2], r"p_pos\[1\]"), ([0.5], [np.nan], r"p_neg\[0\]"),
+     ([0.5, 0.4], [0.1], "equal"), ([], [], "non-empty")],
 )
 def test_bad_pairs_raise(pos, neg, msg):
     with pytest.raises(ValueError, match=msg):

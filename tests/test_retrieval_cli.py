@@ -70,7 +70,8 @@ def test_bad_inputs_name_file_and_row(tmp_path, capsys, kwargs, where, msg):
 @pytest.mark.fixtures
 def test_fixture_prints_videocon_map(shared_fixtures, capsys):
     d = shared_fixtures / "ssv2_temporal"
-    assert main(["--matrix", str(d / "eval_ssv2_temporal.csv"), "--scores", str(d / "eval_ssv2_temporal_scores.csv")]) == 0
+    argv = ["--matrix", str(d / "eval_ssv2_temporal.csv"), "--scores", str(d / "eval_ssv2_temporal_scores.csv")]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "mAP  15.5" in out and "(18 queries x 216 videos, 216 positives)" in out
     r = json.loads(out.strip().splitlines()[-1])

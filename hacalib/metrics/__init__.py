@@ -8,7 +8,7 @@
 from .ci import bootstrap_ci, summarize_seeds, t_interval
 from .collapse import is_collapsed, pyes_spread
 from .qa import contains_answer, exact_match, normalize_answer
-from .registry import METRICS, Metric
+from .registry import METRICS, Metric, score_table
 from .retrieval import (
     ap_ties_broken,
     average_precision,
@@ -33,6 +33,7 @@ __all__ = [
     "is_collapsed",
     "normalize_answer",
     "pyes_spread",
+    "score_table",
     "strict_vle",
     "summarize_seeds",
     "t_interval",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 from . import qa, retrieval, velociti
 from .ci import bootstrap_ci
@@ -80,3 +81,32 @@ METRICS: dict[str, Metric] = _register(
     Metric("qa_exact", qa.exact_match, help="QA: normalised prediction equals the normalised answer"),
     Metric("qa_contains", qa.contains_answer, help="QA: normalised answer occurs as whole words in the prediction"),
 )
+
+
+def score_table(
+    groups: Mapping[str, tuple],
+    metrics: Sequence[str],
+    *,
+    group_col: str = "test",
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """A tidy table of metrics with bootstrap intervals, one row per (group, metric).
+
+    Args:
+        groups: group name -> the metric functions' arguments, e.g. {"agent_bind": (p_pos, p_neg), ...}
+            for VELOCITI tests (control included), or {"temporal": (scores, match)} for retrieval.
+        metrics: registry names to compute for every group.
+        group_col: name of the group column.
+        n_resamples, seed: bootstrap over the group's items.
+    Returns columns [group_col, metric, value, ci_low, ci_high, n, higher_is_better].
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise KeyError(f"unknown metric(s) {unknown}; registered: {sorted(METRICS)}")
+    rows = [
+        {group_col: name, **METRICS[m].with_ci(*args, n_resamples=n_resamples, seed=seed)}
+        for name, args in groups.items()
+        for m in metrics
+    ]
+    return pd.DataFrame(rows, columns=[group_col, "metric", "value", "ci_low", "ci_high", "n", "higher_is_better"])
