@@ -6,7 +6,9 @@ objective -> examples (DESIGN.md section 4), for each VideoCon triplet (video, c
 |-------------|-----------------------|-------------------------------|-----------------------------------------|
 | `entail`    | entail prompt -> Yes  | entail prompt -> No           |                                         |
 | `haca`      | entail prompt -> Yes  | entail prompt -> No, {true}   |                                         |
-| `haca_mask` | as haca               | as haca                       | mask prompt(masked true) -> true caption, once per (video, true caption) |
+| `haca_mask` | as haca               | as haca                       | mask prompt(masked true) -> true caption |
+
+"pos" and "mask" examples come once per distinct (video, true caption); "neg" once per triplet.
 
 Every objective uses the same triplets, so the same training videos. Labels are set here, when an example
 is encoded (-100 on the prompt and video tokens); `hacalib.collate.pad_collate` only pads.
@@ -52,6 +54,7 @@ def build_examples(
     seed: int = 0,
     tagger: Tagger | None = None,
     haca_format: str = prompts.DEFAULT_HACA_FORMAT,
+    dedupe_pos: bool = True,
     source: str = "<triplets>",
 ) -> list[Example]:
     """The training examples of `objective` for `triplets`, in triplet order (the trainer shuffles).
@@ -64,6 +67,8 @@ def build_examples(
         seed: masking seed (which words are hidden depends on seed and caption only).
         tagger: part-of-speech tagger for masking (default spaCy; `WordClassTagger` for toy captions).
         haca_format: key of `prompts.HACA_NEGATIVE_FORMATS` for the contrast caption's target.
+        dedupe_pos: a true caption with several contrast captions gives its "pos" example once (as VideoCon's
+            `prepare_data_for_train.py` drops repeated pairs); False gives one per triplet.
         source: file the triplets came from, named in errors.
     """
     if objective not in OBJECTIVES:
@@ -73,7 +78,7 @@ def build_examples(
         video, neg, true = (_get(t, k) for k in ("video", "description", "correction"))
         for key, text in (("description", neg), ("correction", true)):
             if not isinstance(text, str) or not text.strip():
-                raise DataError(source, f"empty or non-text {key} {text!r}", row=i, key=key)
+                raise DataError(source, f"empty or non-text {key} {text!r}", row=getattr(t, "row", i), key=key)
         rows.append((video, neg.strip(), true.strip()))
 
     masked = {}
@@ -83,14 +88,16 @@ def build_examples(
         for pair, m in zip(pairs, mask_captions([c for _, c in pairs], mask_ratio, seed, tagger)):
             masked[pair] = m.text
 
-    examples = []
+    examples, seen_pos = [], set()
     for video, neg, true in rows:
         if objective == "entail":
             pos_target, neg_target = prompts.entail_target(True), prompts.entail_target(False)
         else:
             pos_target = prompts.haca_target(True, true, haca_format)
             neg_target = prompts.haca_target(False, true, haca_format)
-        examples.append(Example(video, prompts.entail_prompt(true), pos_target, "pos"))
+        if not (dedupe_pos and (video, true) in seen_pos):
+            examples.append(Example(video, prompts.entail_prompt(true), pos_target, "pos"))
+            seen_pos.add((video, true))
         examples.append(Example(video, prompts.entail_prompt(neg), neg_target, "neg"))
         if (video, true) in masked:
             examples.append(Example(video, prompts.mask_prompt(masked.pop((video, true))), true, "mask"))
