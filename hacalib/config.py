@@ -25,6 +25,7 @@ class ToyWorldConfig:
     canvas: int = _f(32, "canvas side in pixels")
     num_frames: int = _f(16, "rendered frames per video")
     fps: int = _f(8, "frames per second written into the mp4")
+    model_frames: int = _f(8, "frames the model samples per video; events are aligned to these frames")
 
 
 @dataclass
