@@ -36,6 +36,11 @@ class ReproduceConfig:
     smoke: bool = False
     only: Sequence[str] = ()  # notebook names (or unique prefixes such as '03') to run; empty: all that exist
     kernel_name: str = "python3"
+    fixtures_dir: str = ""  # real data samples for notebook 01; empty: ../shared/fixtures beside the project
+
+    @property
+    def fixtures(self) -> Path:
+        return Path(self.fixtures_dir) if self.fixtures_dir else self.project_root.parent / "shared" / "fixtures"
 
     @property
     def run_root(self) -> Path:
@@ -73,6 +78,7 @@ def notebook_parameters(cfg: ReproduceConfig) -> dict:
         "smoke": cfg.smoke,
         "out_dir": str(cfg.out_dir),
         "cache_dir": str(cfg.cache_dir),
+        "fixtures_dir": str(cfg.fixtures),
     }
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import papermill as pm
 import pytest
 
 from hacalib.reproduce import ReproduceConfig, notebook_parameters, select_notebooks
 
-from .conftest import PROJECT_ROOT
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 NOTEBOOKS = select_notebooks(PROJECT_ROOT / "notebooks")
 
@@ -24,7 +25,8 @@ NOTEBOOKS = select_notebooks(PROJECT_ROOT / "notebooks")
 @pytest.mark.slow
 @pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
 def test_notebooks_run_in_smoke_mode_under_nbval(tmp_path):
-    cfg = ReproduceConfig(project_root=tmp_path, smoke=True)
+    cfg = ReproduceConfig(project_root=tmp_path, smoke=True,
+                          fixtures_dir=str(PROJECT_ROOT.parent / "shared" / "fixtures"))
     params = notebook_parameters(cfg)
     copies = []
     for nb in NOTEBOOKS:
