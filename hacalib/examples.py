@@ -8,7 +8,8 @@ objective -> examples (DESIGN.md section 4), for each VideoCon triplet (video, c
 | `haca`      | entail prompt -> Yes  | entail prompt -> No, {true}   |                                         |
 | `haca_mask` | as haca               | as haca                       | mask prompt(masked true) -> true caption |
 
-"pos" and "mask" examples come once per distinct (video, true caption); "neg" once per triplet.
+"neg" examples come once per triplet; "mask" examples, and by default "pos" examples, once per distinct
+(video, true caption).
 
 Every objective uses the same triplets, so the same training videos. Labels are set here, when an example
 is encoded (-100 on the prompt and video tokens); `hacalib.collate.pad_collate` only pads.
@@ -130,7 +131,12 @@ def answer_token_ids(tokenizer: Any) -> tuple[int, int]:
     return ids[0][0], ids[1][0]
 
 
-def encode(example: Example, tokenizer: Any, num_video_tokens: int | None = None) -> dict[str, list[int]]:
+def encode(
+    example: Example,
+    tokenizer: Any,
+    num_video_tokens: int | None = None,
+    answer_ids: tuple[int, int] | None = None,
+) -> dict[str, list[int]]:
     """Token ids, labels and attention mask of one example.
 
     Args:
@@ -138,6 +144,8 @@ def encode(example: Example, tokenizer: Any, num_video_tokens: int | None = None
         tokenizer: the processor's tokenizer (adds BOS like Llama's).
         num_video_tokens: expand the single `<video>` token to this many copies, as `VideoLlavaProcessor`
             does (`hacalib.models.num_video_tokens`); None keeps the single placeholder.
+        answer_ids: `answer_token_ids(tokenizer)`; when given, a "pos"/"neg" example must start its target
+            with the Yes/No token that scoring reads (a tokenizer that merges "No," into one piece fails here).
 
     Returns lists of ints: `input_ids`, `labels` (-100 everywhere but the target tokens and the EOS that
     ends them) and `attention_mask` (all ones; the collator pads).
@@ -150,6 +158,13 @@ def encode(example: Example, tokenizer: Any, num_video_tokens: int | None = None
             raise ValueError(f"expected one {prompts.VIDEO_TOKEN} token in the prompt, found {len(where)}")
         i = where[0]
         prompt_ids = prompt_ids[:i] + [video_id] * num_video_tokens + prompt_ids[i + 1 :]
+    if answer_ids is not None and example.kind in ("pos", "neg"):
+        want = answer_ids[0] if example.kind == "pos" else answer_ids[1]
+        if not target_ids or target_ids[0] != want:
+            raise ValueError(
+                f"target {example.target!r} does not start with the {'Yes' if example.kind == 'pos' else 'No'} "
+                f"token {want} that P(yes) reads (first target tokens: {target_ids[:3]})"
+            )
     target_ids = target_ids + [tokenizer.eos_token_id]
     input_ids = prompt_ids + target_ids
     return {

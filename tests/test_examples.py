@@ -105,3 +105,32 @@ def test_answer_token_ids_match_first_target_token(tok):
         enc = encode(e, tok)
         first = next(label for label in enc["labels"] if label != -100)
         assert first == (yes if e.kind == "pos" else no)
+
+
+def _sentencepiece_like_tokenizer():
+    """A Llama-style tokenizer (BPE over "▁"-prefixed words, BOS prepended) trained on a few prompts."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    corpus = [prompts.entail_prompt(c) + " " + t for c in ["a man rides a horse", "a dog runs"]
+              for t in ["Yes", "No, a man rides a horse", "No"]] * 20
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=200, special_tokens=["<unk>", "<s>", "</s>", "<video>"],
+                                                        show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def test_answer_tokens_with_a_sentencepiece_like_tokenizer():
+    t = _sentencepiece_like_tokenizer()
+    yes, no = answer_token_ids(t)
+    assert t.convert_ids_to_tokens([yes, no]) == ["▁Yes", "▁No"]  # the space after "ASSISTANT:" joins the answer
+    pos = Example("v", prompts.entail_prompt("a dog runs"), "Yes", "pos")
+    enc = encode(pos, t, num_video_tokens=3, answer_ids=(yes, no))
+    assert [x for x in enc["labels"] if x != -100] == [yes, t.eos_token_id]
+    # this BPE learned the piece "▁No,": HACA's "No, ..." would not start with the token P(yes) reads
+    neg = Example("v", prompts.entail_prompt("a dog runs"), "No, a man rides a horse", "neg")
+    assert t.convert_ids_to_tokens(encode(neg, t)["input_ids"])[-7] == "▁No,"
+    with pytest.raises(ValueError, match="does not start with the No token"):
+        encode(neg, t, answer_ids=(yes, no))
