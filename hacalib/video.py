@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -77,6 +77,11 @@ def _check_file(path: Path) -> None:
         raise DataError(path, "video file is empty (0 bytes)")
 
 
+# A "select" callback maps the video's frame count to the indices to decode (None: every frame), so
+# that one open of the file serves both counting and decoding.
+Select = Callable[[int], np.ndarray] | None
+
+
 def _decord_reader(path: Path):
     import decord  # optional dependency; imported lazily so PyAV-only installs work
 
@@ -87,10 +92,9 @@ def _decord_count(path: Path) -> int:
     return len(_decord_reader(path))
 
 
-def _decord_frames(path: Path, indices: np.ndarray | None) -> np.ndarray:
+def _decord_read(path: Path, select: Select) -> np.ndarray:
     reader = _decord_reader(path)
-    if indices is None:
-        indices = np.arange(len(reader))
+    indices = np.arange(len(reader)) if select is None else select(len(reader))
     if len(indices) and int(np.max(indices)) >= len(reader):
         raise IndexError(f"frame index {int(np.max(indices))} >= {len(reader)} frames")
     frames = reader.get_batch([int(i) for i in indices]).asnumpy()
@@ -118,18 +122,21 @@ def _pyav_count(path: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
-def _pyav_frames(path: Path, indices: np.ndarray | None) -> np.ndarray:
+def _pyav_read(path: Path, select: Select) -> np.ndarray:
     """Decode sequentially (exact, no keyframe seeking) and keep the wanted frames, as the HF recipe does."""
     with _pyav_open(path) as container:
         stream = container.streams.video[0]
         stream.codec_context.thread_type = "AUTO"
-        if indices is None:
+        if select is None:
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
             if not frames:
                 raise DataError(path, "video has no decodable frames")
             if 0 < stream.frames != len(frames):
                 raise DataError(path, f"the header lists {stream.frames} frames but {len(frames)} decode (truncated or damaged file)")
             return np.stack(frames)
+        # Without a frame count in the header (webm, some avi), count in a first decoding pass.
+        total = int(stream.frames) if stream.frames > 0 else _pyav_count(path)
+        indices = select(total)
         wanted = set(int(i) for i in indices)
         last = max(wanted)
         decoded: dict[int, np.ndarray] = {}
@@ -146,18 +153,22 @@ def _pyav_frames(path: Path, indices: np.ndarray | None) -> np.ndarray:
     return np.stack([decoded[int(i)] for i in indices])
 
 
+_BACKEND_OPS = {
+    "decord": {"count": _decord_count, "read": _decord_read},
+    "pyav": {"count": _pyav_count, "read": _pyav_read},
+}
+
+
 def _run(path: Path, backend: str, op: str, *args):
-    """Run `op` ('count' or 'frames') with the chosen backend; 'auto' tries decord, then PyAV."""
+    """Run `op` ('count' or 'read') with the chosen backend; 'auto' tries decord, then PyAV."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     _check_file(path)
-    funcs = {"decord": {"count": _decord_count, "frames": _decord_frames},
-             "pyav": {"count": _pyav_count, "frames": _pyav_frames}}
     order = ["decord", "pyav"] if backend == "auto" else [backend]
     errors = []
     for name in order:
         try:
-            return funcs[name][op](path, *args)
+            return _BACKEND_OPS[name][op](path, *args)
         except DataError as exc:
             if name == order[-1]:
                 raise
@@ -167,7 +178,8 @@ def _run(path: Path, backend: str, op: str, *args):
                 raise ImportError("backend='decord' needs the decord package (pip install decord)") from None
             errors.append(f"{name}: not installed")
         except Exception as exc:  # decoder libraries raise their own types (DECORDError, av.FFmpegError, ...)
-            errors.append(f"{name}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            errors.append(f"{name}: {type(exc).__name__}: {first_line}")
     raise DataError(path, "cannot decode video (" + "; ".join(errors) + ")")
 
 
@@ -188,7 +200,7 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray, backend: 
         raise ValueError("indices must be a non-empty 1-D sequence of frame numbers")
     if int(idx.min()) < 0:
         raise ValueError(f"negative frame index {int(idx.min())}")
-    return _run(path, backend, "frames", idx)
+    return _run(path, backend, "read", lambda total: idx)
 
 
 def read_video(
@@ -207,15 +219,15 @@ def read_video(
         allow_short: repeat frames of videos shorter than `num_frames` instead of raising.
     """
     path = Path(path)
-    total = count_frames(path, backend)
-    indices = sample_frame_indices(total, num_frames, allow_short=allow_short, path=path)
-    return read_frames(path, indices, backend)
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    return _run(path, backend, "read", lambda total: sample_frame_indices(total, num_frames, allow_short=allow_short, path=path))
 
 
 def read_all_frames(path: str | Path, backend: str = "auto") -> np.ndarray:
     """Every frame of a (small) video as a (T, H, W, 3) uint8 RGB array; for tests and notebooks."""
     path = Path(path)
-    frames = _run(path, backend, "frames", None)
+    frames = _run(path, backend, "read", None)
     if len(frames) == 0:
         raise DataError(path, "video has no frames")
     return frames

@@ -165,3 +165,16 @@ def test_real_example_csv_is_the_inference_format(shared_fixtures: Path):
         load_videocon(path)
     queries = load_entailment_queries(path)
     assert [q.text.split()[1] for q in queries] == ["soccer", "basketball"]
+
+
+def test_csv_encoding_blank_lines_and_repeated_columns(tmp_path: Path):
+    path = tmp_path / "vc.csv"
+    body = ",".join(COLUMNS) + "\n" + ",".join(GOOD[0]) + "\n\n" + ",".join(GOOD[2]) + "\n\n"
+    path.write_text("\ufeff" + body, encoding="utf-8")  # a byte-order mark (Excel) and blank lines
+    assert [r.row for r in load_videocon(path)] == [0, 1]  # blank lines are not rows, as in pandas
+    path.write_bytes(body.replace("a dog", "a d\xf6g").encode("latin-1"))
+    with pytest.raises(DataError, match=r"vc\.csv: not UTF-8 text"):
+        load_videocon(path)
+    path.write_text(",".join(COLUMNS + ("caption",)) + "\n" + ",".join(GOOD[0] + ["x"]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"vc\.csv, key 'caption': repeated column name"):
+        load_videocon(path)

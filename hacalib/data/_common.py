@@ -35,7 +35,8 @@ def read_csv(path: str | Path, required: Sequence[str], *, header: bool = True) 
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh, strict=True)
-            rows = list(reader)
+            # Blank lines carry no data; skipping them numbers rows as pandas does (skip_blank_lines).
+            rows = [r for r in reader if r]
     except UnicodeDecodeError as exc:
         raise DataError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except csv.Error as exc:
@@ -44,6 +45,9 @@ def read_csv(path: str | Path, required: Sequence[str], *, header: bool = True) 
         if not rows:
             raise DataError(path, "empty file (no header row)")
         columns, body = rows[0], rows[1:]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise DataError(path, f"repeated column name(s) {repeated}", key=repeated[0])
         missing = [c for c in required if c not in columns]
         if missing:
             raise DataError(path, f"missing column(s) {missing}; found {columns}", key=missing[0])
@@ -52,8 +56,6 @@ def read_csv(path: str | Path, required: Sequence[str], *, header: bool = True) 
     out = []
     for i, values in enumerate(body):
         if len(values) != len(columns):
-            if not any(v.strip() for v in values):
-                raise DataError(path, "blank row", row=i)
             raise DataError(path, f"expected {len(columns)} fields, found {len(values)}", row=i)
         out.append(dict(zip(columns, values)))
     return out
