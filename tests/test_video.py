@@ -195,3 +195,16 @@ def test_unknown_backend(tmp_path: Path):
     out = video.write_mp4(tmp_path / "v.mp4", _frames(8, 32, 32))
     with pytest.raises(ValueError, match="backend"):
         video.read_video(out, backend="opencv")
+
+
+def test_without_decord_auto_uses_pyav(tmp_path: Path, monkeypatch):
+    def no_decord(path):
+        raise ImportError("No module named 'decord'")
+
+    monkeypatch.setattr(video, "_decord_reader", no_decord)
+    frames = _frames(16, 32, 32)
+    out = video.write_mp4(tmp_path / "v.mp4", frames)
+    np.testing.assert_array_equal(video.read_video(out, 8), frames[video.sample_frame_indices(16, 8)])
+    assert video.count_frames(out) == 16
+    with pytest.raises(ImportError, match="backend='decord' needs the decord package"):
+        video.read_video(out, backend="decord")
