@@ -96,3 +96,13 @@ def test_word_class_tagger_for_toy_captions():
     assert m.masked_words == ("red", "circle", "moves", "left", "then", "grows")
     m = mask_caption(cap, 0.45, seed=0, tagger=tagger)
     assert len(m.masked_words) == 3 and m.n_content == 6 and _unmask(m) == cap
+
+
+def test_toy_grammar_word_classes():
+    from hacalib.toyworld.grammar import word_class
+
+    cap = "there are two shapes. the small blue cross moves left slowly, then it moves down quickly."
+    m = mask_caption(cap, 0.45, seed=0, tagger=WordClassTagger(word_class))
+    # content: two shapes small blue cross moves left slowly then moves down quickly (12) -> 5 hidden
+    assert m.n_content == 12 and len(m.masked_words) == 5 and _unmask(m) == cap
+    assert not {"there", "are", "the", "it"} & set(m.masked_words)

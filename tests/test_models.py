@@ -161,3 +161,38 @@ def test_resolve_dtype():
     assert resolve_dtype("bfloat16", None) == torch.bfloat16
     with pytest.raises(ValueError):
         resolve_dtype("int8", None)
+
+
+def test_toy_vocabulary_has_no_unknown_words():
+    from hacalib.toyworld.grammar import vocabulary
+
+    tok = build_toy_model(vocabulary(), seed=0)[1].tokenizer
+    cap = "there are two shapes. the small blue cross moves left slowly, then it moves down quickly."
+    for text in [prompts.entail_prompt(cap), prompts.mask_prompt(cap.replace("cross", "<mask>")),
+                 prompts.haca_target(False, cap), prompts.entail_prompt(cap.capitalize())]:
+        assert tok.unk_token_id not in tok(text).input_ids, text
+
+
+def test_hub_preset_passes_pinned_revision_and_dtype(monkeypatch):
+    from transformers import VideoLlavaForConditionalGeneration, VideoLlavaProcessor
+
+    from hacalib.models import MODELS
+
+    calls = []
+
+    class _Model:
+        def eval(self):
+            return self
+
+    monkeypatch.setattr(VideoLlavaForConditionalGeneration, "from_pretrained",
+                        classmethod(lambda cls, name, **kw: calls.append(("model", name, kw)) or _Model()))
+    monkeypatch.setattr(VideoLlavaProcessor, "from_pretrained",
+                        classmethod(lambda cls, name, **kw: calls.append(("processor", name, kw)) or "proc"))
+    load_model("videollava-7b", dtype="auto", device=None)
+    spec = MODELS["videollava-7b"]
+    want_dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    assert calls == [("model", spec.name_or_path, {"dtype": want_dtype, "revision": spec.revision}),
+                     ("processor", spec.name_or_path, {"revision": spec.revision})]
+    calls.clear()
+    load_model("LanguageBind/Video-LLaVA-7B-hf", revision="abc123", dtype="bfloat16")
+    assert calls[0] == ("model", "LanguageBind/Video-LLaVA-7B-hf", {"dtype": torch.bfloat16, "revision": "abc123"})
