@@ -95,4 +95,6 @@ def templates() -> dict[str, str]:
 def template_texts() -> list[str]:
     """The literal text of all templates with placeholders removed (the toy tokenizer's prompt vocabulary)."""
     texts = [ENTAIL_TEMPLATE, MASK_TEMPLATE, CAPTION_TEMPLATE, QA_TEMPLATE, YES, NO, *HACA_NEGATIVE_FORMATS.values()]
-    return [re.sub(r"\{[a-z_]+\}", " ", t) for t in texts]
+    # placeholders and the <video>/<mask> tokens (added tokens of their own) are not words
+    pattern = r"\{[a-z_]+\}|" + re.escape(VIDEO_TOKEN) + "|" + re.escape(MASK_TOKEN)
+    return [re.sub(pattern, " ", t) for t in texts]
