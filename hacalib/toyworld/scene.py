@@ -139,24 +139,27 @@ def relation_holds(scene: Scene, traj: np.ndarray, event: Event, relation: str, 
     return dd <= -thr if relation == "towards" else dd >= thr
 
 
-def valid_geometry(traj: np.ndarray, canvas: int) -> bool:
-    """All shapes inside the canvas, within the recognisable size range, never touching each other."""
-    x, y, d = traj[..., 0], traj[..., 1], traj[..., 2]
-    if d.min() < MIN_DIAM_FRAC * canvas - 1e-9 or d.max() > MAX_DIAM_FRAC * canvas + 1e-9:
-        return False
+def valid_geometry(traj: np.ndarray, canvas: int) -> np.ndarray | bool:
+    """All shapes inside the canvas, within the recognisable size range, never touching each other.
+
+    `traj` is (T, n, 3), or (K, T, n, 3) for K candidate layouts at once (then a bool array of K).
+    """
+    batched = traj.ndim == 4
+    tr = traj if batched else traj[None]
+    x, y, d = tr[..., 0], tr[..., 1], tr[..., 2]
     r = d / 2
-    if (x - r).min() < 0 or (y - r).min() < 0 or (x + r).max() > canvas or (y + r).max() > canvas:
-        return False
-    n = traj.shape[1]
+    ok = (d.min(axis=(1, 2)) >= MIN_DIAM_FRAC * canvas - 1e-9) & (d.max(axis=(1, 2)) <= MAX_DIAM_FRAC * canvas + 1e-9)
+    ok &= ((x - r).min(axis=(1, 2)) >= 0) & ((y - r).min(axis=(1, 2)) >= 0)
+    ok &= ((x + r).max(axis=(1, 2)) <= canvas) & ((y + r).max(axis=(1, 2)) <= canvas)
     gap = GAP_FRAC * canvas
+    n = tr.shape[2]
     for i in range(n):
         for j in range(i + 1, n):
             # bounding-box separation: shapes fill their box (squares), so circles of radius r are not enough
-            sep_x = np.abs(x[:, i] - x[:, j]) - (r[:, i] + r[:, j])
-            sep_y = np.abs(y[:, i] - y[:, j]) - (r[:, i] + r[:, j])
-            if (np.maximum(sep_x, sep_y) < gap).any():
-                return False
-    return True
+            rr = r[..., i] + r[..., j]
+            sep = np.maximum(np.abs(x[..., i] - x[..., j]) - rr, np.abs(y[..., i] - y[..., j]) - rr)
+            ok &= sep.min(axis=1) >= gap
+    return ok if batched else bool(ok[0])
 
 
 def sample_scene(
@@ -170,7 +173,8 @@ def sample_scene(
     actions: tuple[str, ...] = ACTIONS,
     agent_pattern: tuple[int, ...] | None = None,
     relation_prob: float = 0.6,
-    tries: int = 200,
+    tries: int = 30,
+    layouts: int = 64,
 ) -> Scene | None:
     """Sample a scene with the given numbers of agents and events; None if no valid layout was found.
 
@@ -183,39 +187,42 @@ def sample_scene(
         actions: the actions to draw from (e.g. one action for a retrieval video of one template).
         agent_pattern: optional agent index per event (e.g. (0, 1, 0)); random when None.
         relation_prob: chance that a move with a clearly related other agent states the relation.
-        tries: layouts to try before giving up.
+        tries: event plans (agents, actions) to try before giving up.
+        layouts: initial positions tried at once per plan (motion does not depend on them).
     """
     windows = event_windows(n_events, sampled)
+    pairs = [(s, c) for s in SHAPES for c in COLORS]
     for _ in range(tries):
-        pairs = [(s, c) for s in SHAPES for c in COLORS]
         pick = rng.choice(len(pairs), size=n_agents, replace=False)
         sizes = rng.choice(len(SIZES), size=n_agents)
         pattern = agent_pattern or tuple(int(rng.integers(n_agents)) for _ in range(n_events))
         done: set[tuple[int, str]] = set()
         evs = []
-        ok = True
         for k, (s, e) in enumerate(windows):
             ag = pattern[k]
             choices = [a for a in actions if (ag, a) not in done]
             if not choices:
-                ok = False
                 break
             act = choices[int(rng.integers(len(choices)))]
             done.add((ag, act))
             evs.append(Event(ag, act, ADVERBS[int(rng.integers(2))], s, e))
-        if not ok:
+        if len(evs) < n_events:
             continue
-        agents = []
-        for i in range(n_agents):
-            shape, color = pairs[pick[i]]
-            r = SIZE_FRAC[SIZES[sizes[i]]] * canvas / 2
-            x, y = rng.uniform(r, canvas - r, size=2)
-            agents.append(Agent(shape, color, SIZES[sizes[i]], float(x), float(y)))
-        scene = Scene(tuple(agents), tuple(evs), canvas, num_frames)
-        traj = trajectory(scene)
-        if not valid_geometry(traj, canvas):
+        kinds = [(pairs[pick[i]], SIZES[sizes[i]]) for i in range(n_agents)]
+        # motion is additive: trajectory at the origin + initial position, so many layouts are checked at once
+        plan = Scene(tuple(Agent(sh, co, z, 0.0, 0.0) for (sh, co), z in kinds), tuple(evs), canvas, num_frames)
+        motion = trajectory(plan)
+        radii = np.array([SIZE_FRAC[z] * canvas / 2 for _, z in kinds])
+        xy = rng.uniform(radii[None, :, None], canvas - radii[None, :, None], size=(layouts, n_agents, 2))
+        cand = motion[None].repeat(layouts, axis=0)
+        cand[..., :2] += xy[:, None]
+        ok = np.flatnonzero(valid_geometry(cand, canvas))
+        if ok.size == 0:
             continue
-        return _with_relations(scene, traj, rng, relation_prob)
+        x0 = xy[ok[0]]
+        agents = tuple(Agent(sh, co, z, float(x0[i, 0]), float(x0[i, 1])) for i, ((sh, co), z) in enumerate(kinds))
+        scene = Scene(agents, tuple(evs), canvas, num_frames)
+        return _with_relations(scene, trajectory(scene), rng, relation_prob)
     return None
 
 
