@@ -27,7 +27,7 @@ class ModelSpec:
     note: str = ""
 
 
-# The real model. The revision is the hub branch until the lead pins a commit hash: `load_model` records
+# The real model. The revision is the hub branch until the lead pins a commit hash; transformers records
 # the resolved commit (`model.config._commit_hash`) so provenance shows which weights were used.
 VIDEOLLAVA_7B_HUB_ID = "LanguageBind/Video-LLaVA-7B-hf"
 VIDEOLLAVA_7B_REVISION = "main"
