@@ -119,7 +119,7 @@ def test_velociti_positives_true_negatives_false(world):
             assert ", then it " in it.pos and ", then it " in it.neg and rebinds(scene, parse(it.neg))
 
 
-def test_ssv2_matrix_labels_and_prompt(world, shared_fixtures=None):
+def test_ssv2_matrix_labels_and_prompt(world):
     root, _, scenes = world
     m = load_retrieval_matrix(DataRoot(root).ssv2_matrix("toy"))
     for q, template in enumerate(m.queries):

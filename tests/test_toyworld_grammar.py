@@ -140,3 +140,9 @@ def test_velociti_negatives_false_positives_true_and_coref_shape():
                             assert pos.clauses[1].subject is None and neg.clauses[1].subject is None
                             assert pos.clauses[0] == neg.clauses[0]
     assert all(count.get(t, 0) >= 5 for t in H.VELOCITI_TESTS if t != "control"), count
+
+
+@pytest.mark.parametrize("bad", ["the big red circle", "the big red dog moves left quickly.", "it grows slowly."])
+def test_parse_rejects_text_outside_the_grammar(bad):
+    with pytest.raises(ValueError):
+        parse(bad)

@@ -209,6 +209,13 @@ def _parse_np(tokens: list[str], i: int, text: str) -> tuple[NP, int]:
 
 def parse(text: str) -> Description:
     """The inverse of `realize`: text of the toy grammar -> `Description` (ValueError otherwise)."""
+    try:
+        return _parse(text)
+    except IndexError:
+        raise ValueError(f"incomplete description: {text!r}") from None
+
+
+def _parse(text: str) -> Description:
     tokens = all_tokens = tokenize(text)
     count = None
     if tokens[:1] == ["there"]:
