@@ -72,3 +72,24 @@ def describe(cfg: Any) -> str:
 
 def to_dict(cfg: Any) -> dict:
     return asdict(cfg)
+
+
+@dataclass
+class PretrainConfig:
+    seed: int = _f(0, "seed for the toy model's initial weights, data order and dropout")
+    steps: int = _f(2000, "optimizer steps of toy pretraining (all parameters, from scratch)")
+    batch_size: int = _f(32, "examples per step per process")
+    lr: float = _f(3e-3, "peak learning rate")
+    warmup_steps: int = _f(100, "linear warmup steps")
+    schedule: str = _f("cosine", "'cosine' or 'linear' decay after warmup")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    image_size: int = _f(32, "frame side the vision tower sees (the toy canvas)")
+    patch_size: int = _f(8, "vision patch side")
+    vision_hidden: int = _f(64, "CLIP vision tower width")
+    vision_layers: int = _f(2, "CLIP vision tower depth")
+    text_hidden: int = _f(128, "Llama width")
+    text_layers: int = _f(2, "Llama depth")
+    num_frames: int = _f(8, "frames sampled per video")
+    log_every: int = _f(20, "write a metrics record every N steps")
+    checkpoint_every: int = _f(500, "checkpoint every N steps (an interrupted pretraining resumes)")

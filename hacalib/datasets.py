@@ -99,7 +99,9 @@ class VideoTextDataset(Dataset):
             if len(feats["input_ids"]) != len(feats["labels"]):
                 raise DataError(source, "input_ids and labels differ in length", row=row)
         root = Path(video_root) if video_root is not None else None
-        self.encoded = list(encoded)
+        # Tensors once, not per access: the loop reads every example many times.
+        keys = ("input_ids", "labels", "attention_mask")
+        self.encoded = [{k: torch.as_tensor(f[k], dtype=torch.long) for k in keys} for f in encoded]
         self.videos = [root / v if root is not None and not Path(v).is_absolute() else Path(v) for v in videos]
         self.video_fn = video_fn
         self._cache: dict[Path, torch.Tensor] = {}
@@ -114,24 +116,20 @@ class VideoTextDataset(Dataset):
         return self._cache[path]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        feats = self.encoded[i]
-        item = {k: torch.as_tensor(feats[k], dtype=torch.long) for k in ("input_ids", "labels", "attention_mask")}
-        item["pixel_values_videos"] = self.video(self.videos[i])
-        return item
+        return {**self.encoded[i], "pixel_values_videos": self.video(self.videos[i])}
 
 
 def processed_video_fn(processor: Any, num_frames: int = 8) -> Callable[[Path], torch.Tensor]:
     """path -> (num_frames, 3, H, W) float tensor: `hacalib.video.read_video` + the processor's video processor.
 
     Args:
-        processor: a `VideoLlavaProcessor` (its `video_processor` resizes and normalises the frames).
+        processor: a `VideoLlavaProcessor` (its video processor resizes, crops and normalises the frames).
         num_frames: frames sampled uniformly from each video.
     """
+    from .models import preprocess_videos
     from .video import read_video
 
     def fn(path: Path) -> torch.Tensor:
-        frames = read_video(path, num_frames=num_frames)
-        pixels = processor.video_processor(videos=[frames], return_tensors="pt")["pixel_values_videos"]
-        return pixels[0]
+        return preprocess_videos(processor, [read_video(path, num_frames=num_frames)])[0]
 
     return fn

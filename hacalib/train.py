@@ -148,7 +148,11 @@ def train(
         precision = cfg.mixed_precision
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() else "no"
-        accelerator = Accelerator(mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum)
+        # cpu=True on a machine without CUDA: otherwise accelerate ignores torchrun's WORLD_SIZE and every
+        # process trains alone (gloo DDP needs it).
+        accelerator = Accelerator(
+            mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available()
+        )
     if accelerator.gradient_accumulation_steps != cfg.grad_accum:
         raise ValueError(f"accelerator accumulates {accelerator.gradient_accumulation_steps} steps, cfg.grad_accum is {cfg.grad_accum}")
     out = Path(cfg.output_dir)

@@ -1,0 +1,230 @@
+"""Toy base-model pretraining: the "pretrained" row of every table, trained here from scratch.
+
+The toy Video-LLaVA (`hacalib.models.build_toy_model`) learns all its parameters on the toy world's
+`pretrain/pretrain.jsonl` (captioning, one-word QA, grounded yes/no questions and SSv2-style templates,
+mixed from the first step) with the same loop as fine-tuning (`hacalib.train.train`). Without the yes/no
+questions the `Yes`/`No` rows of the output layer never train and every fine-tuning objective collapses
+to a constant P(yes) (feasibility study, issue 4).
+
+The result is cached: `out_dir/pretrain.json` records a hash of the configuration and of the world's
+pretraining data; a later call with the same ones returns `out_dir` without training. The same seed gives
+the same weights on the same machine and software.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import prompts
+from .collate import pad_collate
+from .config import PretrainConfig, TrainConfig
+from .datasets import VideoTextDataset, processed_video_fn
+from .errors import DataError
+from .examples import Example, encode
+from .io import read_json, write_json
+from .models import atomic_dir, build_toy_model, num_video_tokens
+from .train import read_metrics, train
+
+PRETRAIN_FILE = "pretrain/pretrain.jsonl"
+VIDEO_DIR = "pretrain/videos"
+MARKER = "pretrain.json"
+REQUIRED_KEYS = ("video", "task", "prompt", "answer")
+# Manifest entries that change when the same world is rebuilt (timings), left out of the cache key.
+VOLATILE_MANIFEST_KEYS = {"generation_seconds", "seconds", "created", "timings"}
+
+
+def load_pretrain_records(path: str | Path) -> list[dict]:
+    """The records of `pretrain.jsonl`: dicts with video (relative to pretrain/videos), task, prompt, answer."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "pretraining file not found (build the toy world first: haca toyworld)")
+    records = []
+    for row, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"malformed JSON: {exc.msg}", row=row) from exc
+        for key in REQUIRED_KEYS:
+            if not isinstance(rec.get(key), str) or not rec[key].strip():
+                raise DataError(path, "missing or empty field", row=row, key=key)
+        records.append(rec)
+    if not records:
+        raise DataError(path, "no pretraining records")
+    return records
+
+
+def pretrain_examples(records: list[dict]) -> list[Example]:
+    """Each record's instruction wrapped in the chat template (`prompts.qa_prompt`), its answer the target."""
+    return [Example(r["video"], prompts.qa_prompt(r["prompt"]), r["answer"], r["task"]) for r in records]
+
+
+def cache_key(cfg: PretrainConfig, world_dir: str | Path) -> str:
+    """sha256 of the configuration, the prompt version, the world manifest (minus timings) and pretrain.jsonl."""
+    world = Path(world_dir)
+    manifest = read_json(world / "toyworld.json")
+    stable = {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS} if isinstance(manifest, dict) else manifest
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": asdict(cfg), "prompt_version": prompts.PROMPT_VERSION, "manifest": stable},
+                        sort_keys=True, default=str).encode())
+    h.update((world / PRETRAIN_FILE).read_bytes())
+    return h.hexdigest()
+
+
+def is_pretrained(out_dir: str | Path, key: str) -> bool:
+    """Whether `out_dir` holds a finished toy model for cache key `key`."""
+    marker = Path(out_dir) / MARKER
+    if not marker.is_file() or not (Path(out_dir) / "model.safetensors").is_file():
+        return False
+    return read_json(marker).get("cache_key") == key
+
+
+def toy_vocabulary(world_dir: str | Path) -> list[str]:
+    """The toy grammar's vocabulary, from the world's manifest (or the grammar itself when absent)."""
+    manifest = read_json(Path(world_dir) / "toyworld.json")
+    words = manifest.get("vocabulary") if isinstance(manifest, dict) else None
+    if words:
+        return list(words)
+    from .toyworld import vocabulary
+
+    return vocabulary()
+
+
+def pretrain_toy_model(
+    world_dir: str | Path,
+    out_dir: str | Path,
+    cfg: PretrainConfig | None = None,
+    *,
+    seed: int | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Build the toy Video-LLaVA and train all its parameters on the world's pretraining data; return `out_dir`.
+
+    Args:
+        world_dir: a toy world (`hacalib.toyworld.build_world`) with toyworld.json and pretrain/.
+        out_dir: where the model + processor are saved (`hacalib.models.load_model(out_dir)` reloads them).
+            Checkpoints of an unfinished run live next to it in `<out_dir>.run/` and are resumed.
+        cfg: pretraining configuration (defaults: `PretrainConfig()`).
+        seed, steps: override `cfg.seed` / `cfg.steps`.
+        progress: show a progress bar.
+    """
+    from accelerate import PartialState
+
+    cfg = cfg or PretrainConfig()
+    cfg = replace(cfg, **{k: v for k, v in {"seed": seed, "steps": steps}.items() if v is not None})
+    world, out = Path(world_dir), Path(out_dir)
+    key = cache_key(cfg, world)
+    if is_pretrained(out, key):
+        return out
+
+    records = load_pretrain_records(world / PRETRAIN_FILE)
+    model, processor = build_toy_model(
+        toy_vocabulary(world), cfg.seed, image_size=cfg.image_size, patch_size=cfg.patch_size,
+        vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers, text_hidden=cfg.text_hidden,
+        text_layers=cfg.text_layers, num_frames=cfg.num_frames,
+    )
+    model.requires_grad_(True)
+    # Train what the forward uses. Videos never pass the image tower, and video features are read before
+    # the video tower's final layernorm (hidden_states[vision_feature_layer]); DDP refuses trained
+    # parameters that get no gradient.
+    model.model.image_tower.requires_grad_(False)
+    model.model.video_tower.post_layernorm.requires_grad_(False)
+    tok = processor.tokenizer
+    n_video = num_video_tokens(processor, cfg.num_frames)
+    examples = pretrain_examples(records)
+    encoded = []
+    for row, ex in enumerate(examples):
+        feats = encode(ex, tok, n_video)
+        if tok.unk_token_id in feats["input_ids"]:
+            raise DataError(world / PRETRAIN_FILE, "text has words outside the toy vocabulary", row=row,
+                            key="answer" if tok.unk_token_id in feats["labels"] else "prompt")
+        encoded.append(feats)
+    dataset = VideoTextDataset(encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames),
+                               video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE)
+
+    run_dir = out.with_name(out.name + ".run")
+    train_cfg = TrainConfig(
+        objective="pretrain", seed=cfg.seed, max_steps=cfg.steps, batch_size=cfg.batch_size, grad_accum=1,
+        lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
+        max_grad_norm=cfg.max_grad_norm, loss_reduction="token", mixed_precision="no",
+        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, keep_checkpoints=1, output_dir=str(run_dir),
+    )
+    result = train(model, dataset, train_cfg, collate_fn=partial(pad_collate, pad_id=tok.pad_token_id), progress=progress)
+
+    state = PartialState()
+    if state.is_main_process:
+        history = read_metrics(result.metrics_path)
+        summary = {
+            "cache_key": key,
+            "config": asdict(cfg),
+            "prompt_version": prompts.PROMPT_VERSION,
+            "examples": len(examples),
+            "examples_by_task": _count(r["task"] for r in records),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "processes": state.num_processes,
+            "resumed_from_step": result.start_step,
+            "end_loss": history[-1]["loss"] if history else None,
+            "train_seconds": result.wall_seconds,
+            "samples_per_second": result.samples_per_second,
+            "steps_per_second": (cfg.steps - result.start_step) / max(result.wall_seconds, 1e-9),
+            "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
+        }
+        with atomic_dir(out) as tmp:
+            model.save_pretrained(tmp)
+            processor.save_pretrained(tmp)
+            shutil.copy(result.metrics_path, tmp / "metrics.jsonl")
+            write_json(tmp / MARKER, summary)  # the marker goes in last: its presence means "finished"
+        shutil.rmtree(run_dir)
+    state.wait_for_everyone()
+    return out
+
+
+def _count(items: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hacalib.pretrain --world DIR --out DIR [--steps N] [--seed N] [--config JSON]`.
+
+    Runs in one process or under `accelerate launch` / `torchrun` (every process runs it; DDP).
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", required=True, help="toy world folder")
+    parser.add_argument("--out", required=True, help="model output folder")
+    parser.add_argument("--config", help="JSON file with PretrainConfig fields")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = PretrainConfig(**read_json(args.config)) if args.config else PretrainConfig()
+    if args.batch_size:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    path = pretrain_toy_model(args.world, args.out, cfg, seed=args.seed, steps=args.steps, progress=not args.no_progress)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
