@@ -254,6 +254,8 @@ def _parse(text: str) -> Description:
             target, i = _parse_np(tokens, i, text)
         clauses.append(Clause(subject, action, adverb, relation, target))
     desc = Description(tuple(clauses), count)
+    if not clauses or clauses[0].subject is None:
+        raise ValueError(f"a description starts with a noun phrase: {text!r}")
     if tokenize(realize(desc)) != all_tokens:
         raise ValueError(f"cannot parse {text!r}")
     return desc
