@@ -27,8 +27,8 @@ class ModelSpec:
     note: str = ""
 
 
-# The real model. The revision is the hub branch until the lead pins a commit hash; transformers records
-# the resolved commit (`model.config._commit_hash`) so provenance shows which weights were used.
+# The real model, pinned to a commit; transformers also records the resolved commit
+# (`model.config._commit_hash`) so provenance shows which weights were used.
 VIDEOLLAVA_7B_HUB_ID = "LanguageBind/Video-LLaVA-7B-hf"
 # The newest commit in the hub repository's public history ("Upload processor", 2024-05-09).
 VIDEOLLAVA_7B_REVISION = "d814f26332051e31c43352e8c1c0ef230ed6fb5d"
