@@ -243,7 +243,9 @@ def attention_mask_for(segment_ids: torch.Tensor, attn_implementation: str, dtyp
         return torch.where(mask, zero, torch.finfo(dtype).min)
     if attn_implementation == "sdpa":
         return mask
-    raise ValueError(f"no packed mask for attention implementation {attn_implementation!r} (use sdpa, eager or flex_attention)")
+    raise ValueError(
+        f"no packed mask for attention implementation {attn_implementation!r} (use sdpa, eager or flex_attention)"
+    )
 
 
 # ----------------------------------------------------------------------------- the forward pass

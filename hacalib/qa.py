@@ -104,7 +104,8 @@ def answer_questions(
     """
     for it in items:
         if it.video_path is None:
-            raise DataError(source, "question has no video path (load it with a video_root)", row=it.row, key="video_name")
+            problem = "question has no video path (load it with a video_root)"
+            raise DataError(source, problem, row=it.row, key="video_name")
     videos = [ScoreRequest(it.video_path, it.question) for it in items]
     return generate_texts(model, processor, videos, [prompts.qa_prompt(it.question) for it in items], **kwargs)
 

@@ -354,7 +354,8 @@ def _read_done(path: Path, requests: Sequence[ScoreRequest]) -> dict[int, float]
     if not rows:
         return {}
     if tuple(rows[0]) != RESULT_COLUMNS:
-        raise DataError(path, f"header {rows[0]} is not {list(RESULT_COLUMNS)}; not a results file of score_to_file", row=0)
+        problem = f"header {rows[0]} is not {list(RESULT_COLUMNS)}; not a results file of score_to_file"
+        raise DataError(path, problem, row=0)
     done: dict[int, float] = {}
     for r, row in enumerate(rows[1:], start=1):
         if len(row) != len(RESULT_COLUMNS):
@@ -364,7 +365,8 @@ def _read_done(path: Path, requests: Sequence[ScoreRequest]) -> dict[int, float]
         except ValueError as exc:
             raise DataError(path, f"bad request index or score: {exc}", row=r) from exc
         if not 0 <= i < len(requests) or str(requests[i].key()) != row[1] or requests[i].caption != row[2]:
-            raise DataError(path, "row does not match the requests being scored (different inputs?); use a new file", row=r, key="request")
+            problem = "row does not match the requests being scored (different inputs?); use a new file"
+            raise DataError(path, problem, row=r, key="request")
         done[i] = score
     return done
 

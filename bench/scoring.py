@@ -1,0 +1,175 @@
+"""Benchmark: P(yes) scoring, one forward per pair (the reference codebases' way) vs one packed sequence per video.
+
+Runs every method in one process on the same inputs (random frames, random captions, 32 per video) and
+prints one JSON line last: {"bench", "device", "baseline_per_s", "improved_per_s", "speedup",
+"max_abs_diff", ...}. Methods (all `hacalib.score.p_yes`):
+
+- baseline: method="naive", batch_size=1 — one full forward per (video, caption), vision tower included;
+- batched naive: method="naive", batch_size=--naive-batch (reported as `batched_naive_per_s`);
+- improved: method="packed" — the vision tower once per video, one packed sequence per video,
+  lm_head at the answer positions only.
+
+Processed videos are cached before timing for every method (decoding is not what is compared).
+
+Shapes:
+- `small` (default): the toy Video-LLaVA on the CPU, float32.
+- `7b`: Video-LLaVA-7B shape with random weights, built directly on the GPU in bf16: CLIP ViT-L/14 at 224
+  (24 layers, width 1024) + Llama-7B (32 layers, width 4096, 32 heads, MLP 11008, vocab 32064), 8 frames
+  -> 2,056 video tokens. The word-level toy tokenizer stands in for Llama's (no download), so captions
+  are a few tokens shorter than real ones. Needs CUDA; never built on the CPU.
+
+Usage: python bench/scoring.py [--shape small|7b] [--videos N] [--captions 32] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from hacalib.models import build_toy_model, build_toy_processor
+from hacalib.score import ScoreRequest, VideoLoader, p_yes
+
+WORDS = (
+    "a the one two three red blue green yellow circle square triangle star moves jumps left right up down "
+    "grows shrinks quickly slowly then it and after before while another big small"
+).split()
+
+
+def build_7b(device: str = "cuda", dtype: torch.dtype = torch.bfloat16):
+    """Video-LLaVA-7B-shaped model with random weights, created directly on `device` (or 'meta')."""
+    from transformers import CLIPVisionConfig, LlamaConfig, VideoLlavaConfig, VideoLlavaForConditionalGeneration
+
+    processor = build_toy_processor(WORDS, image_size=224, patch_size=14)
+    tok = processor.tokenizer
+    vision = CLIPVisionConfig(
+        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+        image_size=224, patch_size=14, projection_dim=768,
+    )
+    text = LlamaConfig(
+        vocab_size=32064, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+        num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5,
+        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    config = VideoLlavaConfig(
+        vision_config=vision, text_config=text,
+        image_token_index=tok.convert_tokens_to_ids("<image>"), video_token_index=tok.convert_tokens_to_ids("<video>"),
+        vision_feature_layer=-2, vision_feature_select_strategy="default", image_seq_length=256, video_seq_length=2056,
+    )
+    config._attn_implementation = "sdpa"
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = VideoLlavaForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.eval(), processor
+
+
+def make_requests(n_videos: int, captions: int, size: int, seed: int = 0) -> list[ScoreRequest]:
+    """Random frames (8, size, size, 3) and random 5-15 word captions, `captions` per video."""
+    rng = np.random.default_rng(seed)
+    reqs = []
+    for v in range(n_videos):
+        frames = rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+        for _ in range(captions):
+            words = rng.choice(WORDS, size=int(rng.integers(5, 16)))
+            reqs.append(ScoreRequest(frames, " ".join(words), video_id=f"video{v}"))
+    return reqs
+
+
+def timed(fn, repeats: int, sync) -> tuple[float, np.ndarray]:
+    """Median seconds over `repeats` runs after one warm-up run, and the last result."""
+    out = fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", choices=["small", "7b"], default="small")
+    ap.add_argument("--videos", type=int, default=None, help="videos (default: 4 small, 2 7b)")
+    ap.add_argument("--captions", type=int, default=32, help="captions per video")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per method (median reported)")
+    ap.add_argument("--naive-batch", type=int, default=8, help="pairs per forward for the batched naive method")
+    ap.add_argument("--packed-batch", type=int, default=1, help="packed sequences (videos) per forward")
+    ap.add_argument("--flex", action="store_true", help="also time the packed method with a FlexAttention block mask")
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    if args.shape == "7b":
+        if not torch.cuda.is_available():
+            raise SystemExit("--shape 7b needs a CUDA GPU (the model is built on the GPU, never on the CPU)")
+        torch.manual_seed(0)
+        model, processor = build_7b("cuda")
+        videos, size, dtype = args.videos or 2, 224, "bfloat16"
+        device_name = torch.cuda.get_device_name()
+        sync = torch.cuda.synchronize
+    else:
+        model, processor = build_toy_model(WORDS, seed=0)
+        videos, size, dtype = args.videos or 4, 32, "float32"
+        device_name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        sync = lambda: None  # noqa: E731
+    reqs = make_requests(videos, args.captions, size)
+    cache: dict = {}
+    load = VideoLoader(processor, 8, cache)
+    for r in reqs:
+        load(r)  # preprocess every video before timing
+
+    def run(**kw):
+        return lambda: p_yes(model, processor, reqs, video_cache=cache, **kw)
+
+    n = len(reqs)
+    t_base, base = timed(run(method="naive", batch_size=1), args.repeats, sync)
+    t_batched, batched = timed(run(method="naive", batch_size=args.naive_batch), args.repeats, sync)
+    packed_kw = dict(method="packed", batch_size=args.packed_batch, segments_per_pack=args.captions)
+    t_packed, packed = timed(run(**packed_kw), args.repeats, sync)
+    result = {
+        "bench": "scoring",
+        "shape": args.shape,
+        "device": device_name,
+        "dtype": dtype,
+        "videos": videos,
+        "captions_per_video": args.captions,
+        "pairs": n,
+        "baseline": "naive, one full forward per pair (batch 1)",
+        "baseline_per_s": n / t_base,
+        "batched_naive_per_s": n / t_batched,
+        "naive_batch": args.naive_batch,
+        "improved": "packed, one sequence per video, vision once per video",
+        "improved_per_s": n / t_packed,
+        "speedup": t_base / t_packed,
+        "speedup_vs_batched_naive": t_batched / t_packed,
+        "max_abs_diff": float(np.abs(packed - base).max()),
+        "max_abs_diff_batched_naive": float(np.abs(batched - base).max()),
+        "pyes_std": float(base.std()),
+    }
+    if args.flex:
+        lm = model.model.language_model
+        old = lm.config._attn_implementation
+        lm.config._attn_implementation = "flex_attention"
+        try:
+            t_flex, flex = timed(run(**packed_kw), args.repeats, sync)
+            result.update(improved_flex_per_s=n / t_flex, max_abs_diff_flex=float(np.abs(flex - base).max()))
+        finally:
+            lm.config._attn_implementation = old
+    result.update(torch=torch.__version__, transformers=__import__("transformers").__version__)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
