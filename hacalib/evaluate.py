@@ -1,0 +1,108 @@
+"""Per-item evaluation of one model on each benchmark: tidy DataFrames, one row per scored item.
+
+Aggregation into tables (metrics, seeds, confidence intervals) is `hacalib.tables`; these functions only run the
+model. Every P(yes) comes from `hacalib.score.p_yes` (packed prefix-reuse scorer by default, float32).
+"""
+
+from __future__ import annotations
+
+from typing import Any, MutableMapping, Sequence
+
+import pandas as pd
+
+from .data import load_msrvtt_qa, load_retrieval_matrix, load_velociti, load_videocon
+from .data.layout import DataRoot
+from .data.ssv2 import extract_template
+from .qa import answer_questions, generate_corrections, judge_offline
+from .score import ScoreRequest, p_yes
+
+
+def _limit(items: Sequence, limit: int | None) -> Sequence:
+    return items if limit is None else items[:limit]
+
+
+def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
+                   limit_per_test: int | None = None, video_cache: MutableMapping | None = None,
+                   **score_kw: Any) -> pd.DataFrame:
+    """P(yes) of the positive and the negative caption of every VELOCITI item.
+
+    Returns columns test, video_id, event, pos, neg, p_pos, p_neg. For `control` the negative is another video's
+    caption scored on the same video (VELOCITI's text control).
+    """
+    items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
+    by_test: dict[str, list] = {}
+    for it in items:
+        by_test.setdefault(it.test, []).append(it)
+    chosen = [it for t in by_test for it in _limit(by_test[t], limit_per_test)]
+    requests = [ScoreRequest(it.video_path, cap) for it in chosen for cap in (it.pos, it.neg)]
+    scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
+    return pd.DataFrame({
+        "test": [it.test for it in chosen], "video_id": [it.video_id for it in chosen],
+        "event": [it.event for it in chosen], "pos": [it.pos for it in chosen], "neg": [it.neg for it in chosen],
+        "p_pos": scores[0::2], "p_neg": scores[1::2],
+    })
+
+
+def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
+                   video_cache: MutableMapping | None = None, **score_kw: Any) -> pd.DataFrame:
+    """P(yes) of the true and the contrast caption of each held-out VideoCon row (pairwise accuracy per type).
+
+    Returns columns misalignment, video, caption, neg_caption, p_true, p_false.
+    """
+    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
+    rows = list(_limit(rows, limit))
+    requests = [ScoreRequest(r.video_path, cap) for r in rows for cap in (r.caption, r.neg_caption)]
+    scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
+    return pd.DataFrame({
+        "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
+        "caption": [r.caption for r in rows], "neg_caption": [r.neg_caption for r in rows],
+        "p_true": scores[0::2], "p_false": scores[1::2],
+    })
+
+
+def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
+                     video_cache: MutableMapping | None = None, **score_kw: Any):
+    """P(yes) of every (query template, video) pair of the retrieval matrix `eval_ssv2_<name>.csv`.
+
+    Our own entailment prompt is applied to the template extracted from VideoCon's wrapped caption.
+    Returns (matrix, scores) with scores shaped (queries, videos) like `matrix.match`.
+    """
+    matrix = load_retrieval_matrix(root.ssv2_matrix(name))
+    videos = [str(root.ssv2_videos / v) for v in matrix.videos]
+    # one request per (video, query): grouped by video, so the packed scorer reuses each video prefix
+    requests = [ScoreRequest(v, extract_template(q)) for v in videos for q in matrix.queries]
+    scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
+    return matrix, scores.reshape(len(videos), len(matrix.queries)).T.copy()
+
+
+def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None = None,
+               video_cache: MutableMapping | None = None, **gen_kw: Any) -> pd.DataFrame:
+    """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment)."""
+    items = load_msrvtt_qa(root.msrvtt_qa_questions, root.msrvtt_qa_answers, video_root=root.msrvtt_qa_videos)
+    items = list(_limit(items, limit))
+    preds = answer_questions(model, processor, items, source=str(root.msrvtt_qa_questions),
+                             video_cache=video_cache, **gen_kw)
+    judged = judge_offline(preds, [it.answer for it in items])
+    return pd.DataFrame({
+        "question_id": [it.question_id for it in items], "type": [it.type for it in items],
+        "question": [it.question for it in items], "answer": [it.answer for it in items], "prediction": preds,
+        "exact": judged["per_item_exact_match"], "contains": judged["per_item_contains"],
+    })
+
+
+def corrections(model: Any, processor: Any, pairs: pd.DataFrame, root: DataRoot, *,
+                video_cache: MutableMapping | None = None, **gen_kw: Any) -> list[str]:
+    """The model's full answer ("Yes" / "No, <correction>") to the entailment prompt of each contrast caption."""
+    requests = [ScoreRequest(str(root.videocon_videos / v), c) for v, c in zip(pairs["video"], pairs["neg_caption"])]
+    return generate_corrections(model, processor, requests, video_cache=video_cache, **gen_kw)
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Fraction of b's words (multiset) that also occur in a: how much a correction recovers the true caption."""
+    from collections import Counter
+
+    wa, wb = Counter(a.lower().replace(",", " ").replace(".", " ").split()), \
+        Counter(b.lower().replace(",", " ").replace(".", " ").split())
+    total = sum(wb.values())
+    return float(sum((wa & wb).values()) / total) if total else float("nan")
+

@@ -1,0 +1,152 @@
+"""Fine-tuning a Video-LLaVA with LoRA on VideoCon-format data under one objective (entail / haca / haca_mask).
+
+    finetune(base_model, data_root, TrainConfig(objective="haca", seed=0), ModelConfig(), "runs/haca-s0")
+
+loads the base model (a toy model folder or the hub model), puts LoRA on the language model's projections, builds
+the objective's examples from the VideoCon `train` split (the same videos for every objective), trains them with
+`hacalib.train.train`, and saves the adapter with a `finetune.json` marker. A finished run with the same cache key
+(configuration, prompt version, base model, training data) is returned without training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from . import prompts
+from .collate import pad_collate
+from .config import ModelConfig, TrainConfig
+from .data import load_videocon, to_triplets
+from .data.layout import DataRoot
+from .datasets import VideoTextDataset, processed_video_fn
+from .errors import DataError
+from .examples import answer_token_ids, build_examples, count_by_kind, encode
+from .io import read_json, write_json
+from .masking import Tagger
+from .models import add_lora, atomic_dir, load_model, num_video_tokens
+from .train import read_metrics, train
+
+MARKER = "finetune.json"
+# TrainConfig fields that change how a run is logged, not what it learns: left out of the cache key.
+NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints"}
+
+
+def training_triplets(root: DataRoot, split: str = "train") -> list:
+    """HACA triplets of the VideoCon `split` rows under `root`, with resolved video paths."""
+    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
+    if not rows:
+        raise DataError(root.videocon_csv, f"no rows with split {split!r}")
+    return to_triplets(rows)
+
+
+def base_model_id(base_model: str | Path) -> dict:
+    """What identifies the base model in a cache key: a toy folder's pretraining key, or the hub id."""
+    marker = Path(base_model) / "pretrain.json"
+    if marker.is_file():
+        return {"toy": read_json(marker)["cache_key"]}
+    return {"hub_or_path": str(base_model)}
+
+
+def cache_key(cfg: TrainConfig, model_cfg: ModelConfig, base_model: str | Path, root: DataRoot) -> str:
+    h = hashlib.sha256()
+    train_fields = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
+    h.update(json.dumps({"train": train_fields, "model": asdict(model_cfg), "base": base_model_id(base_model),
+                         "prompt_version": prompts.PROMPT_VERSION}, sort_keys=True, default=str).encode())
+    h.update(root.videocon_csv.read_bytes())
+    return h.hexdigest()
+
+
+def is_finished(out_dir: str | Path, key: str) -> bool:
+    marker = Path(out_dir) / MARKER
+    return marker.is_file() and read_json(marker).get("cache_key") == key
+
+
+def finetune(
+    base_model: str | Path,
+    data_root: str | Path | DataRoot,
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    out_dir: str | Path,
+    *,
+    tagger: Tagger | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train a LoRA adapter for `cfg.objective` and return `out_dir` (adapter + finetune.json + metrics.jsonl).
+
+    Args:
+        base_model: toy model folder or hub id / local path of the real model (`hacalib.models.load_model`).
+        data_root: data root with videocon/ (the VideoCon `train` split is used).
+        cfg: training configuration (objective, seed, steps, ...). `cfg.output_dir` is ignored: checkpoints of an
+            unfinished run live in `<out_dir>.run/` and are resumed.
+        model_cfg: LoRA rank/alpha/dropout/targets, frames, dtype.
+        out_dir: where the adapter is saved.
+        tagger: part-of-speech tagger for the masking task (default spaCy; the toy world passes its grammar's).
+        progress: show a progress bar.
+    """
+    from accelerate import PartialState
+
+    root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
+    out = Path(out_dir)
+    key = cache_key(cfg, model_cfg, base_model, root)
+    if is_finished(out, key):
+        return out
+
+    model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
+    model.requires_grad_(False)
+    model = add_lora(model, r=model_cfg.lora_r, alpha=model_cfg.lora_alpha, dropout=model_cfg.lora_dropout,
+                     targets=model_cfg.lora_targets)
+    tok = processor.tokenizer
+    triplets = training_triplets(root)
+    examples = build_examples(cfg.objective, triplets, mask_ratio=cfg.mask_ratio, seed=cfg.seed, tagger=tagger,
+                              source=str(root.videocon_csv))
+    n_video = num_video_tokens(processor, model_cfg.num_frames)
+    answer_ids = answer_token_ids(tok)
+    encoded = [encode(e, tok, n_video, answer_ids=answer_ids) for e in examples]
+    dataset = VideoTextDataset(encoded, [str(e.video) for e in examples],
+                               processed_video_fn(processor, model_cfg.num_frames), source=root.videocon_csv)
+
+    run_dir = out.with_name(out.name + ".run")
+    result = train(model, dataset, replace(cfg, output_dir=str(run_dir)),
+                   collate_fn=partial(pad_collate, pad_id=tok.pad_token_id), progress=progress)
+
+    state = PartialState()
+    if state.is_main_process:
+        history = read_metrics(result.metrics_path)
+        summary = {
+            "cache_key": key,
+            "objective": cfg.objective,
+            "train_config": asdict(cfg),
+            "model_config": asdict(model_cfg),
+            "base_model": base_model_id(base_model),
+            "prompt_version": prompts.PROMPT_VERSION,
+            "videos": len({str(e.video) for e in examples}),
+            "examples": count_by_kind(examples),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "end_loss": history[-1]["loss"] if history else None,
+            "train_seconds": result.wall_seconds,
+            "samples_per_second": result.samples_per_second,
+            "steps_per_second": (cfg.max_steps - result.start_step) / max(result.wall_seconds, 1e-9),
+        }
+        with atomic_dir(out) as tmp:
+            for f in result.final_dir.iterdir():
+                shutil.copy(f, tmp / f.name)
+            shutil.copy(result.metrics_path, tmp / "metrics.jsonl")
+            write_json(tmp / MARKER, summary)  # last: its presence means "finished"
+        shutil.rmtree(run_dir)
+    state.wait_for_everyone()
+    return out
+
+
+def load_finetuned(base_model: str | Path, adapter_dir: str | Path, *, dtype: str = "auto",
+                   device: Any = None):
+    """The base model with a trained adapter (eval mode) and its processor."""
+    from .models import load_adapter
+
+    model, processor = load_model(base_model, dtype=dtype, device=device)
+    model = load_adapter(model, adapter_dir)
+    return model.eval(), processor

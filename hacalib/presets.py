@@ -1,0 +1,65 @@
+"""Presets: which model, which data, how long to train, how much to evaluate. Configuration, not a fork.
+
+`preset("toy")` is what `haca reproduce` runs on a CPU; `preset("toy", smoke=True)` is the tiny version the tests
+and `--smoke` run; `preset("videollava-7b")` is the paper's setting (real model, real data under a data_root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .config import ModelConfig, PretrainConfig, TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    smoke: bool
+    model: ModelConfig
+    finetune: TrainConfig  # objective and seed are set per run
+    pretrain: PretrainConfig | None = None  # toy only: the base model is trained here
+    base_model: str = ""  # paper preset: hub id or key of hacalib.models.MODELS
+    velociti_per_test: int | None = None  # items per VELOCITI test (None: all)
+    videocon_heldout: int | None = None  # held-out VideoCon rows (None: all)
+    qa_questions: int | None = None  # MSRVTT-QA questions (None: all)
+    score_batch: int = 16  # packed sequences per forward when scoring
+    mask_ratios: tuple = (0.0, 0.15, 0.30, 0.45, 0.60)
+    extra: dict = field(default_factory=dict)
+
+
+def preset(name: str = "toy", *, smoke: bool = False) -> Preset:
+    if name == "toy":
+        return _toy(smoke)
+    if name == "videollava-7b":
+        return _videollava_7b(smoke)
+    raise ValueError(f"unknown preset {name!r}; known: toy, videollava-7b")
+
+
+def _toy(smoke: bool) -> Preset:
+    model = ModelConfig(preset="toy", dtype="float32", lora_r=16, lora_alpha=32, lora_dropout=0.0)
+    if smoke:
+        return Preset(
+            name="toy", smoke=True, model=model,
+            pretrain=PretrainConfig(steps=30, warmup_steps=3, batch_size=16, log_every=5, checkpoint_every=1000),
+            finetune=TrainConfig(max_steps=8, batch_size=8, warmup_steps=2, lr=2e-3, log_every=2,
+                                 checkpoint_every=1000),
+            velociti_per_test=6, videocon_heldout=14, qa_questions=12, score_batch=8,
+        )
+    return Preset(
+        name="toy", smoke=False, model=model,
+        pretrain=PretrainConfig(),
+        finetune=TrainConfig(max_steps=300, batch_size=16, warmup_steps=20, lr=2e-3, log_every=10,
+                             checkpoint_every=100),
+        velociti_per_test=None, videocon_heldout=None, qa_questions=None, score_batch=16,
+    )
+
+
+def _videollava_7b(smoke: bool) -> Preset:
+    model = ModelConfig(preset="videollava-7b", dtype="bfloat16", lora_r=128, lora_alpha=256, lora_dropout=0.05)
+    finetune = TrainConfig(max_steps=2000, batch_size=4, grad_accum=4, lr=2e-4, warmup_steps=60,
+                           mixed_precision="bf16", log_every=10, checkpoint_every=200)
+    if smoke:
+        finetune = replace(finetune, max_steps=4, grad_accum=1, warmup_steps=1, checkpoint_every=1000)
+    return Preset(name="videollava-7b", smoke=smoke, model=model, finetune=finetune, base_model="videollava-7b",
+                  velociti_per_test=8 if smoke else None, videocon_heldout=16 if smoke else 1000,
+                  qa_questions=16 if smoke else None, score_batch=4)
