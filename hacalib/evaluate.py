@@ -90,11 +90,39 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
     })
 
 
-def corrections(model: Any, processor: Any, pairs: pd.DataFrame, root: DataRoot, *,
-                video_cache: MutableMapping | None = None, **gen_kw: Any) -> list[str]:
-    """The model's full answer ("Yes" / "No, <correction>") to the entailment prompt of each contrast caption."""
-    requests = [ScoreRequest(str(root.videocon_videos / v), c) for v, c in zip(pairs["video"], pairs["neg_caption"])]
-    return generate_corrections(model, processor, requests, video_cache=video_cache, **gen_kw)
+def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
+                       video_cache: MutableMapping | None = None, **gen_kw: Any) -> pd.DataFrame:
+    """The model's full greedy answer ("Yes" / "No, <correction>") to the entailment prompt of each held-out
+    contrast caption, with how much the correction recovers the true caption.
+
+    Returns columns misalignment, video, caption, neg_caption, answer, says_no, correction, differs_from_contrast,
+    overlap_true, overlap_contrast.
+    """
+    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
+    rows = list(_limit(rows, limit))
+    answers = generate_corrections(model, processor, [ScoreRequest(r.video_path, r.neg_caption) for r in rows],
+                                   video_cache=video_cache, **gen_kw)
+    fixes = [correction_text(a) for a in answers]
+    return pd.DataFrame({
+        "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
+        "caption": [r.caption for r in rows], "neg_caption": [r.neg_caption for r in rows], "answer": answers,
+        "says_no": [a.strip().lower().startswith("no") for a in answers], "correction": fixes,
+        "differs_from_contrast": [bool(f) and _norm(f) != _norm(r.neg_caption) for f, r in zip(fixes, rows)],
+        "overlap_true": [word_overlap(f, r.caption) for f, r in zip(fixes, rows)],
+        "overlap_contrast": [word_overlap(f, r.neg_caption) for f, r in zip(fixes, rows)],
+    })
+
+
+def correction_text(answer: str) -> str:
+    """The correction inside an answer: the text after a leading "No" and its punctuation ("" for "Yes")."""
+    text = answer.strip()
+    if not text.lower().startswith("no"):
+        return ""
+    return text[2:].lstrip(" ,.:;-").strip()
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().replace(",", " ").replace(".", " ").split())
 
 
 def word_overlap(a: str, b: str) -> float:

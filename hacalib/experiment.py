@@ -24,7 +24,7 @@ from .io import atomic_path, write_json
 from .presets import Preset, preset as get_preset
 
 OBJECTIVE_ROWS = ("entail", "haca", "haca_mask")
-BENCHMARKS = ("velociti", "videocon", "ssv2", "qa")
+BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections")
 DEFAULT_MASK_RATIO = 0.45
 
 
@@ -132,7 +132,7 @@ class Experiment:
         where = self.run_dir(row, seed, mask_ratio, **overrides) or self._base_results_dir()
         cfg = self.config
         limits = {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
-                  "qa": cfg.qa_questions}
+                  "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout}
         key = hashlib.sha256(json.dumps([benchmark, limits[benchmark], str(self.root.path)]).encode()).hexdigest()[:10]
         path = where / "eval" / f"{benchmark}-{key}.csv"
         if path.is_file():
@@ -152,6 +152,8 @@ class Experiment:
             return evaluate.videocon_pairs(model, processor, root, limit=cfg.videocon_heldout, **kw)
         if benchmark == "qa":
             return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions)
+        if benchmark == "corrections":
+            return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout)
         frames = []
         for name in root.ssv2_names():
             matrix, scores = evaluate.retrieval_scores(model, processor, root, name, **kw)

@@ -42,3 +42,60 @@ def bar_shares(df, label_col: str, value_col: str, title: str):
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def loss_curves(histories: dict, title: str = "training loss"):
+    """One line per run: `histories[label]` is a list of metric records with `step` and `loss`."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for label, records in histories.items():
+        ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=label, lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(summary, group: str, metric: str, *, title: str, scale: float = 100.0, labels: dict | None = None):
+    """Bars per (group value, row) with 95% CI whiskers, from a `hacalib.tables.summarize_runs` frame."""
+    import matplotlib.pyplot as plt
+
+    sel = summary[summary["metric"] == metric]
+    groups = list(dict.fromkeys(sel[group]))
+    rows = list(dict.fromkeys(sel["row"]))
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 3.4))
+    for i, row in enumerate(rows):
+        r = sel[sel["row"] == row].set_index(group).reindex(groups)
+        x = np.arange(len(groups)) + (i - (len(rows) - 1) / 2) * width
+        val = r["value"].to_numpy(dtype=float) * scale
+        err = np.vstack([val - r["ci_low"].to_numpy(dtype=float) * scale,
+                         r["ci_high"].to_numpy(dtype=float) * scale - val])
+        ax.bar(x, val, width, yerr=np.nan_to_num(err), capsize=2, label=(labels or {}).get(row, row))
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=20, fontsize=8)
+    ax.set_ylabel(f"{metric} (%)" if scale == 100 else metric)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=len(rows))
+    fig.tight_layout()
+    return fig
+
+
+def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: float = 100.0):
+    """Lines of `value` against `x`, one per `group` value, with a shaded 95% CI (ci_low/ci_high columns)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for g, d in df.groupby(group, sort=False):
+        d = d.sort_values(x)
+        xs = d[x].to_numpy(dtype=float) * 100
+        ax.plot(xs, d["value"] * scale, marker="o", ms=3, lw=1.2, label=str(g))
+        ax.fill_between(xs, d["ci_low"] * scale, d["ci_high"] * scale, alpha=0.12)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

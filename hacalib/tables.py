@@ -59,7 +59,7 @@ def retrieval_ties(scores: np.ndarray, match: np.ndarray) -> dict:
 
 def summarize_runs(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metrics: Sequence[str], *,
                    collapsed: set[tuple[str, int]] = frozenset(), n_resamples: int = 2000,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, bounds: tuple[float, float] | None = (0.0, 1.0)) -> pd.DataFrame:
     """Tidy summary: row, <group>, metric, value, ci_low, ci_high, ci, seeds, items, collapsed_runs.
 
     Args:
@@ -68,6 +68,8 @@ def summarize_runs(per_item: dict[tuple[str, int], pd.DataFrame], group: str, me
         metrics: metric columns to summarise (means of per-item values).
         collapsed: runs to leave out (see `collapse_report`).
         n_resamples, seed: the bootstrap for single-seed rows.
+        bounds: the metric's range; a t-interval over few seeds can reach past it and is clipped to it
+            (None: no clipping, for unbounded metrics).
     """
     lines = []
     rows = [r for r in ROWS if any(k[0] == r for k in per_item)] + \
@@ -89,6 +91,9 @@ def summarize_runs(per_item: dict[tuple[str, int], pd.DataFrame], group: str, me
                     if len(usable) >= 2:
                         line["value"], line["ci_low"], line["ci_high"] = t_interval(per_seed)
                         line["ci"] = "t over seeds"
+                        if bounds is not None:
+                            line["ci_low"] = max(line["ci_low"], bounds[0])
+                            line["ci_high"] = min(line["ci_high"], bounds[1])
                     else:
                         x = sel[m].to_numpy(dtype=float)
                         line["value"] = float(x.mean()) if x.size else np.nan
@@ -117,3 +122,49 @@ def pivot(summary: pd.DataFrame, columns: str, metric: str, *, scale: float = 10
     out = out[list(dict.fromkeys(sel[columns]))]
     out.index = [ROW_LABELS.get(r, r) for r in out.index]
     return out.reset_index(names="model").rename_axis(columns=None)
+
+
+def per_seed_values(per_item: dict[tuple[str, int], pd.DataFrame], row: str, group: str, group_value: str,
+                    metric: str, collapsed: set[tuple[str, int]] = frozenset()) -> dict[int, float]:
+    """seed -> the metric's mean over one group's items, for the usable (not collapsed) runs of `row`."""
+    out = {}
+    for (r, s), df in per_item.items():
+        if r != row or (r, s) in collapsed:
+            continue
+        sel = df if group == "all" else df[df[group] == group_value]
+        out[s] = float(sel[metric].mean())
+    return out
+
+
+def claim_check(summary: pd.DataFrame, per_item: dict[tuple[str, int], pd.DataFrame], group: str, metric: str,
+                claims: Sequence[tuple[str, str, str, str]], *,
+                collapsed: set[tuple[str, int]] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
+    """Test claims "row A beats row B on group G": the difference A - B with a 95% t-interval over seeds.
+
+    Seeds are paired (the same seed shares the data order across objectives); a single-run row (the pretrained
+    model) enters as a constant. Verdict: 'supported' when the whole interval is above 0, 'contradicted' when it
+    is below 0, 'inconclusive' otherwise (or 'n/a' when a row has no usable run).
+    """
+    lines = []
+    for label, a, b, g in claims:
+        va = per_seed_values(per_item, a, group, g, metric, collapsed)
+        vb = per_seed_values(per_item, b, group, g, metric, collapsed)
+        if not va or not vb:
+            lines.append({"claim": label, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "seeds": 0,
+                          "verdict": "n/a (collapsed or missing)"})
+            continue
+        if len(va) > 1 and len(vb) > 1:
+            common = sorted(set(va) & set(vb))
+            diffs = np.array([va[s] - vb[s] for s in common])
+        elif len(va) > 1:
+            diffs = np.array(list(va.values())) - next(iter(vb.values()))
+        elif len(vb) > 1:
+            diffs = next(iter(va.values())) - np.array(list(vb.values()))
+        else:
+            diffs = np.array([next(iter(va.values())) - next(iter(vb.values()))])
+        mean, low, high = t_interval(diffs) if diffs.size > 1 else (float(diffs[0]), np.nan, np.nan)
+        verdict = ("supported" if low > 0 else "contradicted" if high < 0 else "inconclusive") \
+            if np.isfinite(low) else "inconclusive (one seed)"
+        lines.append({"claim": label, "difference": mean * scale, "ci_low": low * scale, "ci_high": high * scale,
+                      "seeds": int(diffs.size), "verdict": verdict})
+    return pd.DataFrame(lines)

@@ -16,8 +16,10 @@ def test_several_seeds_give_a_t_interval_over_per_seed_means():
     line = out.iloc[0]
     assert line["value"] == pytest.approx(0.75)  # seeds give 0.5, 0.75, 1.0
     half = 4.302652729911275 * 0.25 / np.sqrt(3)  # t_{0.975, 2} * sd / sqrt(n)
-    assert line["ci_low"] == pytest.approx(0.75 - half) and line["ci_high"] == pytest.approx(0.75 + half)
+    assert line["ci_low"] == pytest.approx(0.75 - half) and line["ci_high"] == 1.0  # clipped to the metric's range
     assert line["ci"] == "t over seeds" and line["seeds"] == 3 and line["items"] == 4
+    raw = summarize_runs(per_item, "test", ["classic_vle"], bounds=None).iloc[0]
+    assert raw["ci_high"] == pytest.approx(0.75 + half)
 
 
 def test_one_seed_gets_a_bootstrap_over_items_and_strict_thresholds_apply():
