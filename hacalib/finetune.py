@@ -18,6 +18,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import prompts
 from .collate import pad_collate
 from .config import ModelConfig, TrainConfig
@@ -98,8 +100,10 @@ def finetune(
 
     model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
     model.requires_grad_(False)
-    model = add_lora(model, r=model_cfg.lora_r, alpha=model_cfg.lora_alpha, dropout=model_cfg.lora_dropout,
-                     targets=model_cfg.lora_targets)
+    with torch.random.fork_rng(devices=[]):  # peft draws the adapter's init from the global RNG: seed it
+        torch.manual_seed(cfg.seed)
+        model = add_lora(model, r=model_cfg.lora_r, alpha=model_cfg.lora_alpha, dropout=model_cfg.lora_dropout,
+                         targets=model_cfg.lora_targets)
     tok = processor.tokenizer
     triplets = training_triplets(root)
     examples = build_examples(cfg.objective, triplets, mask_ratio=cfg.mask_ratio, seed=cfg.seed, tagger=tagger,
