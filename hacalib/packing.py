@@ -132,10 +132,12 @@ def split_prefix(sequences: Sequence[Sequence[int]], *, keep: int = 1) -> tuple[
     if not sequences:
         raise ValueError("no sequences to split")
     n = min(len(s) for s in sequences) - keep
+    # the common prefix of all sequences is that of the lexicographically smallest and largest
+    lo, hi = min(map(list, sequences)), max(map(list, sequences))
     common = 0
-    first = sequences[0]
-    while common < n and all(s[common] == first[common] for s in sequences):
+    while common < n and lo[common] == hi[common]:
         common += 1
+    first = sequences[0]
     if common < 1:
         raise ValueError("sequences share no prefix token to pack behind")
     return list(first[:common]), [list(s[common:]) for s in sequences]

@@ -75,7 +75,7 @@ def generate_texts(
             per_frame = feats.reshape(pixels.shape[0], -1, feats.shape[-1])
             for start in range(0, len(group), batch_size):
                 idx = group[start : start + batch_size]
-                ids, att = _pad([prompt_ids(tok, prompt_texts[i], nvt) for i in idx], tok.pad_token_id, "left")
+                ids, att = _pad(prompt_ids(tok, [prompt_texts[i] for i in idx], nvt), tok.pad_token_id, "left")
                 encoded = BaseModelOutputWithPooling(pooler_output=per_frame.repeat(len(idx), 1, 1))
                 seqs = model.generate(
                     input_ids=ids.to(dev), attention_mask=att.to(dev), mm_encoder_outputs={"video": encoded},

@@ -88,10 +88,21 @@ class VideoLoader:
         return self.cache[key]
 
 
-def prompt_ids(tokenizer: Any, prompt: str, num_video_tokens: int) -> list[int]:
-    """The prompt's token ids as `examples.encode` builds them for training, `<video>` expanded."""
-    enc = encode(Example(None, prompt, prompts.YES, "score"), tokenizer, num_video_tokens)
-    return enc["input_ids"][: _first_label(enc["labels"])]
+def prompt_ids(tokenizer: Any, prompt_texts: Sequence[str], num_video_tokens: int) -> list[list[int]]:
+    """Token ids of each prompt as `examples.encode` builds the prompt part for training, `<video>` expanded.
+
+    `encode` tokenizes the prompt on its own (and checks that the answer does not merge into it), so the
+    prompt's ids here are the same; one batched tokenizer call instead of one per prompt.
+    """
+    video_id = tokenizer.convert_tokens_to_ids(prompts.VIDEO_TOKEN)
+    out = []
+    for i, ids in enumerate(tokenizer(list(prompt_texts)).input_ids):
+        where = [k for k, t in enumerate(ids) if t == video_id]
+        if len(where) != 1:
+            raise ValueError(f"prompt {i} has {len(where)} {prompts.VIDEO_TOKEN} tokens, expected one")
+        k = where[0]
+        out.append(ids[:k] + [video_id] * num_video_tokens + ids[k + 1 :])
+    return out
 
 
 def _first_label(labels: Sequence[int]) -> int:
@@ -176,10 +187,9 @@ def iter_pyes(
     load = VideoLoader(processor, num_frames, video_cache)
     dev = _device(model, device)
     groups = [g for g in _groups(requests) if not skip or requests[g[0]].key() not in skip]
-    seq = {}  # request index -> prompt ids
-    for g in groups:
-        for i in g:
-            seq[i] = prompt_ids(tok, prompts.entail_prompt(requests[i].caption), nvt)
+    todo = [i for g in groups for i in g]
+    texts = [prompts.entail_prompt(requests[i].caption) for i in todo]
+    seq = dict(zip(todo, prompt_ids(tok, texts, nvt))) if todo else {}  # request index -> prompt ids
 
     # Work units: (group number, request indices); naive: batch_size pairs, packed: one packed sequence.
     per_unit = batch_size if method == "naive" else segments_per_pack

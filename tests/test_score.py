@@ -54,10 +54,11 @@ def test_prompt_ids_match_training_encoding(toy):
     _, proc = toy
     nvt = num_video_tokens(proc, 8)
     enc = encode(Example("v", prompts.entail_prompt("a red circle"), "Yes", "pos"), proc.tokenizer, nvt)
-    ids = prompt_ids(proc.tokenizer, prompts.entail_prompt("a red circle"), nvt)
+    ids, other = prompt_ids(proc.tokenizer, [prompts.entail_prompt("a red circle"), prompts.entail_prompt("it")], nvt)
     # the answer position is the last prompt token: the one whose label-shifted target is the first answer token
     assert ids == enc["input_ids"][: len(ids)]
     assert enc["labels"][len(ids)] == answer_token_ids(proc.tokenizer)[0]
+    assert other[: len(ids) - 7] == ids[: len(ids) - 7] and len(other) == len(ids) - 2
 
 
 def test_naive_one_at_a_time_matches_processor_reference(toy, frames):
@@ -184,3 +185,22 @@ def test_score_to_file_refuses_other_inputs(toy, video_files, tmp_path):
         score_to_file(model, proc, other, out)
     with pytest.raises(ValueError, match="stable key"):
         score_to_file(model, proc, [ScoreRequest(np.zeros((8, 32, 32, 3), np.uint8), "a")], tmp_path / "x.csv")
+
+
+def test_lora_wrapped_model_packed_equals_naive(frames):
+    from hacalib.models import add_lora
+
+    model, proc = build_toy_model(WORDS, seed=1)
+    torch.manual_seed(0)
+    peft_model = add_lora(model, r=4, dropout=0.0).eval()
+    with torch.no_grad():  # LoRA B starts at zero; make the adapters change the output
+        for name, w in peft_model.named_parameters():
+            if "lora_B" in name:
+                w.normal_(0, 0.5)
+    reqs = _requests(frames)
+    naive = p_yes(peft_model, proc, reqs, method="naive", batch_size=2)
+    packed = p_yes(peft_model, proc, reqs)
+    np.testing.assert_allclose(packed, naive, atol=ATOL, rtol=0)
+    with peft_model.disable_adapter():
+        base = p_yes(peft_model, proc, reqs)
+    assert np.abs(base - packed).max() > 1e-3  # the adapters are used by the packed path
