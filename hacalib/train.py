@@ -175,7 +175,7 @@ def train(
     start_step = 0
     latest = latest_checkpoint(ckpt_root) if resume else None
     if latest is not None:
-        _check_checkpoint(latest, trainable, state.config)
+        _check_checkpoint(latest, trainable)
         accelerator.load_state(str(latest), strict=False)
         _check_config(latest, state.saved_config, state.config)
         start_step = state.step
@@ -302,7 +302,7 @@ def _resume_key(cfg: TrainConfig) -> dict:
     return {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
 
 
-def _check_checkpoint(ckpt: Path, trainable: set[str], config: dict) -> None:
+def _check_checkpoint(ckpt: Path, trainable: set[str]) -> None:
     """Refuse a checkpoint whose weights do not match the model's trainable parameters."""
     weights = ckpt / "model.safetensors"
     if not weights.is_file():  # FSDP / DeepSpeed write their own layouts
@@ -354,99 +354,48 @@ def read_metrics(path: str | Path) -> list[dict]:
     return out
 
 
-def finetune(
-    data_root: str | Path,
-    base_model: str | Path,
-    cfg: TrainConfig,
-    model_cfg: Any = None,
-    *,
-    split: str = "train",
-    max_triplets: int | None = None,
-    toy: bool | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Fine-tune `base_model` with LoRA on the VideoCon file of `data_root` under `cfg.objective`.
-
-    Args:
-        data_root: a data root (real or toy world) with videocon/videocon_llm_entailment.csv and videos/.
-        base_model: folder or hub id for `hacalib.models.load_model` (e.g. a `pretrain_toy_model` output).
-        cfg: training configuration (objective, steps, loss reduction, output_dir, ...).
-        model_cfg: `hacalib.config.ModelConfig` (dtype, frames, LoRA rank/alpha/dropout/targets); None = defaults.
-        split: the VideoCon `split` value to train on.
-        max_triplets: keep the first N triplets (smoke runs); None keeps all.
-        toy: mask content words with the toy grammar's word classes instead of spaCy; None = toy when
-            `data_root` holds a toyworld.json.
-        progress: show a progress bar.
-    """
-    from functools import partial
-
-    from .collate import pad_collate
-    from .config import ModelConfig
-    from .data import load_videocon, to_triplets
-    from .datasets import VideoTextDataset, processed_video_fn
-    from .examples import build_examples, encode
-    from .masking import WordClassTagger
-    from .models import add_lora, load_model, num_video_tokens
-
-    model_cfg = model_cfg or ModelConfig()
-    root = Path(data_root)
-    csv = root / "videocon" / "videocon_llm_entailment.csv"
-    rows = [r for r in load_videocon(csv) if r.split == split]
-    if not rows:
-        raise DataError(csv, f"no rows with split {split!r}", key="split")
-    triplets = to_triplets(rows)[:max_triplets]
-    toy = (root / "toyworld.json").is_file() if toy is None else toy
-    tagger = None
-    if toy:
-        from .toyworld import word_class
-
-        tagger = WordClassTagger(word_class)
-    examples = build_examples(cfg.objective, triplets, mask_ratio=cfg.mask_ratio, seed=cfg.seed, tagger=tagger, source=str(csv))
-
-    model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
-    with torch.random.fork_rng(devices=[]):  # peft draws the adapter init from the global RNG
-        torch.manual_seed(cfg.seed)
-        model = add_lora(model, model_cfg.lora_r, model_cfg.lora_alpha, model_cfg.lora_dropout, model_cfg.lora_targets)
-    tok = processor.tokenizer
-    n_video = num_video_tokens(processor, model_cfg.num_frames)
-    encoded = [encode(e, tok, n_video) for e in examples]
-    dataset = VideoTextDataset(encoded, [e.video for e in examples], processed_video_fn(processor, model_cfg.num_frames),
-                               video_root=root / "videocon" / "videos", source=csv)
-    return train(model, dataset, cfg, collate_fn=partial(pad_collate, pad_id=tok.pad_token_id), progress=progress)
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m hacalib.train --config run.json [--data-root DIR] [--base-model PATH] [overrides]`.
 
-    run.json: {"data_root": ..., "base_model": ..., "train": {TrainConfig fields}, "model": {ModelConfig
-    fields}, "max_triplets": N}. Runs in one process or under `accelerate launch` / `torchrun` (DDP).
+    LoRA fine-tuning (`hacalib.finetune.finetune`) from the command line. run.json:
+    {"data_root": ..., "base_model": ..., "out_dir": ..., "train": {TrainConfig fields},
+    "model": {ModelConfig fields}}. Runs in one process or under `accelerate launch` / `torchrun` (DDP).
     """
+
     from .config import ModelConfig
+    from .finetune import finetune
     from .io import read_json
 
     parser = argparse.ArgumentParser(description="LoRA fine-tuning of a Video-LLaVA model on VideoCon-format data")
     parser.add_argument("--config", help="JSON run file (see the docstring)")
     parser.add_argument("--data-root")
     parser.add_argument("--base-model")
+    parser.add_argument("--out-dir")
     parser.add_argument("--objective", choices=["entail", "haca", "haca_mask"])
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--output-dir")
-    parser.add_argument("--max-triplets", type=int)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     run = read_json(args.config) if args.config else {}
     cfg = TrainConfig(**run.get("train", {}))
-    overrides = {"objective": args.objective, "max_steps": args.max_steps, "seed": args.seed, "output_dir": args.output_dir}
+    overrides = {"objective": args.objective, "max_steps": args.max_steps, "seed": args.seed}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    data_root, base_model = args.data_root or run.get("data_root"), args.base_model or run.get("base_model")
-    if not data_root or not base_model:
-        parser.error("--data-root and --base-model (or the run file's data_root/base_model) are required")
-    result = finetune(data_root, base_model, cfg, ModelConfig(**run.get("model", {})),
-                      max_triplets=args.max_triplets or run.get("max_triplets"), progress=not args.no_progress)
-    print(json.dumps({"final_dir": str(result.final_dir), "steps": result.steps, "start_step": result.start_step,
-                      "last_loss": result.losses[-1] if result.losses else None,
-                      "samples_per_second": result.samples_per_second}))
+    data_root = args.data_root or run.get("data_root")
+    base_model = args.base_model or run.get("base_model")
+    out_dir = args.out_dir or run.get("out_dir")
+    if not (data_root and base_model and out_dir):
+        parser.error("--data-root, --base-model and --out-dir (or the run file's keys) are required")
+    tagger = None
+    if (Path(data_root) / "toyworld.json").is_file():  # toy captions: the grammar's own word classes
+        from .masking import WordClassTagger
+        from .toyworld import word_class
+
+        tagger = WordClassTagger(word_class)
+    with torch.random.fork_rng(devices=[]):  # peft draws the adapter init from the global RNG
+        torch.manual_seed(cfg.seed)
+        out = finetune(base_model, data_root, cfg, ModelConfig(**run.get("model", {})), out_dir, tagger=tagger,
+                       progress=not args.no_progress)
+    print(out)
     return 0
 
 

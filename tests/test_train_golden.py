@@ -44,18 +44,22 @@ def environment() -> dict:
 
 def golden_run(tmp: Path) -> dict:
     """Build the smoke world, pretrain, fine-tune; return both stages' per-step losses."""
+    import torch
+
+    from hacalib.finetune import finetune
+    from hacalib.masking import WordClassTagger
     from hacalib.pretrain import pretrain_toy_model
-    from hacalib.toyworld import build_world
-    from hacalib.train import finetune
+    from hacalib.toyworld import build_world, word_class
 
     world = tmp / "world"
     build_world(world, **WORLD)
     base = pretrain_toy_model(world, tmp / "base", PRETRAIN, progress=False)
-    cfg = TrainConfig(**FINETUNE, output_dir=str(tmp / "haca"))
-    result = finetune(world, base, cfg, ModelConfig(**LORA), progress=False)
+    torch.manual_seed(0)  # the LoRA init comes from the global RNG
+    adapter = finetune(base, world, TrainConfig(**FINETUNE), ModelConfig(**LORA), tmp / "haca",
+                       tagger=WordClassTagger(word_class), progress=False)
     return {
         "pretrain_losses": [r["loss"] for r in read_metrics(base / "metrics.jsonl")],
-        "finetune_losses": [r["loss"] for r in read_metrics(result.metrics_path)],
+        "finetune_losses": [r["loss"] for r in read_metrics(adapter / "metrics.jsonl")],
     }
 
 
