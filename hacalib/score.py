@@ -179,6 +179,8 @@ def iter_pyes(
     Arguments as `p_yes`; `skip` holds video keys not to score (already done).
     """
     _check_args(method, batch_size, segments_per_pack)
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     tok = processor.tokenizer
     from .models import num_video_tokens
 
@@ -250,7 +252,8 @@ def p_yes(
         model: a Video-LLaVA model (or peft wrapper), in eval mode, on its device.
         processor: its `VideoLlavaProcessor`.
         requests: the (video, caption) pairs.
-        batch_size: "naive": pairs per forward; "packed": packed sequences (video chunks) per forward.
+        batch_size: "naive": pairs of one video per forward; "packed": packed sequences (video chunks)
+            per forward.
         method: "packed" (default, prefix reuse) or "naive" (full sequence per pair).
         segments_per_pack: "packed": most captions in one packed sequence (a video with more captions is
             split into several packed sequences, each with the prefix).
