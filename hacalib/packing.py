@@ -268,7 +268,9 @@ def video_features(model: torch.nn.Module, pixel_values_videos: torch.Tensor) ->
     vlm = unwrap(model).model
     param = next(vlm.video_tower.parameters())
     pv = pixel_values_videos.to(param.device, param.dtype)
-    feats = vlm.get_video_features(pixel_values_videos=pv, return_dict=True).pooler_output
+    out = vlm.get_video_features(pixel_values_videos=pv, return_dict=True)
+    # transformers >= 5.2x returns an output object; earlier 5.x releases returned the features tensor
+    feats = out if isinstance(out, torch.Tensor) else out.pooler_output
     return feats.reshape(pv.shape[0], -1, feats.shape[-1])
 
 
