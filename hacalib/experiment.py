@@ -141,7 +141,8 @@ class Experiment:
         df = self._evaluate(benchmark, model, processor)
         with atomic_path(path) as tmp:
             df.to_csv(tmp, index=False)
-        return df
+        # read back: the first call and every cached call then return the very same values
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
     def _evaluate(self, benchmark: str, model, processor) -> pd.DataFrame:
         cfg, root = self.config, self.root

@@ -1,0 +1,66 @@
+"""The cached experiment on the smoke toy world: runs train once, per-item results are scored once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import hacalib.finetune as finetune_mod
+from hacalib.experiment import Experiment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    return Experiment(preset="toy", cache_dir=str(tmp_path_factory.mktemp("cache")), seeds=(0,), smoke=True)
+
+
+def test_objectives_train_on_the_same_videos_and_runs_are_cached(exp, monkeypatch):
+    infos = {}
+    for objective in ("entail", "haca", "haca_mask"):
+        run = exp.finetuned(objective, 0)
+        infos[objective] = json.loads((run / "finetune.json").read_text())
+        assert (run / "adapter_model.safetensors").is_file()
+    assert len({info["videos"] for info in infos.values()}) == 1
+    assert infos["entail"]["examples"] == infos["haca"]["examples"]
+    assert infos["haca_mask"]["examples"]["mask"] == infos["haca"]["examples"]["pos"]
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(finetune_mod, "train", no_training)
+    assert exp.finetuned("haca", 0) == exp.finetuned("haca", 0)
+
+
+def test_a_different_configuration_is_a_different_run(exp):
+    a = exp.finetuned("haca", 0)
+    b = exp.finetuned("haca", 0, loss_reduction="sequence")
+    assert a != b
+    ka = json.loads((a / "finetune.json").read_text())["cache_key"]
+    kb = json.loads((b / "finetune.json").read_text())["cache_key"]
+    assert ka != kb
+
+
+def test_per_item_results_are_computed_once(exp, monkeypatch):
+    first = exp.per_item("velociti", "haca", 0)
+    assert {"test", "p_pos", "p_neg"} <= set(first.columns)
+    assert first["p_pos"].between(0, 1).all()
+    fresh = Experiment(preset="toy", cache_dir=exp.cache_dir, seeds=(0,), smoke=True)
+    monkeypatch.setattr(fresh, "model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    again = fresh.per_item("velociti", "haca", 0)
+    assert again[["p_pos", "p_neg"]].equals(first[["p_pos", "p_neg"]])
+
+
+def test_the_same_seed_gives_the_same_adapter(exp, tmp_path):
+    other = Experiment(preset="toy", cache_dir=str(tmp_path), seeds=(0,), smoke=True)
+    # same world and base model (copied cache), fresh fine-tuning run
+    import shutil
+    from pathlib import Path
+
+    for sub in ("toyworld", "models"):
+        shutil.copytree(Path(exp.cache_dir) / sub, tmp_path / sub)
+    a = exp.finetuned("entail", 0) / "adapter_model.safetensors"
+    b = other.finetuned("entail", 0) / "adapter_model.safetensors"
+    assert a.read_bytes() == b.read_bytes()
