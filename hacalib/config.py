@@ -77,10 +77,12 @@ def to_dict(cfg: Any) -> dict:
 @dataclass
 class PretrainConfig:
     seed: int = _f(0, "seed for the toy model's initial weights, data order and dropout")
-    steps: int = _f(2000, "optimizer steps of toy pretraining (all parameters, from scratch)")
-    batch_size: int = _f(32, "examples per step per process")
+    steps: int = _f(2400, "optimizer steps of toy pretraining (all parameters, from scratch)")
+    batch_size: int = _f(8, "examples per step per process (packed: videos per step, each with all its examples)")
+    packed: bool = _f(True, "one packed sequence per video (prefix once, examples as segments; DESIGN.md section 7)")
+    max_segments: int = _f(16, "packed: most examples in one packed sequence")
     lr: float = _f(3e-3, "peak learning rate")
-    warmup_steps: int = _f(100, "linear warmup steps")
+    warmup_steps: int = _f(50, "linear warmup steps")
     schedule: str = _f("cosine", "'cosine' or 'linear' decay after warmup")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping norm")

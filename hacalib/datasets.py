@@ -133,3 +133,97 @@ def processed_video_fn(processor: Any, num_frames: int = 8) -> Callable[[Path], 
         return preprocess_videos(processor, [read_video(path, num_frames=num_frames)])[0]
 
     return fn
+
+
+class PackedVideoDataset(Dataset):
+    """One item per video (or per chunk of a video's examples): the examples packed behind their shared prefix.
+
+    DESIGN.md section 7: a video's examples all start with the same prompt tokens, including the hundreds to
+    thousands of `<video>` tokens. Packed (`hacalib.packing.pack`), the prefix and the vision tower run once
+    per video and every example becomes a segment that sees the prefix and itself; the loss is the same as
+    on the separate sequences (tested), at a fraction of the tokens.
+
+    Args:
+        encoded, videos, video_fn, video_root, source: as for `VideoTextDataset`.
+        max_segments: most examples in one packed sequence; a video with more is split into several items.
+    """
+
+    def __init__(
+        self,
+        encoded: Sequence[dict[str, Any]],
+        videos: Sequence[str],
+        video_fn: Callable[[Path], torch.Tensor],
+        *,
+        video_root: str | Path | None = None,
+        source: str | Path = "<examples>",
+        max_segments: int = 16,
+    ):
+        from .packing import pack
+
+        flat = VideoTextDataset(encoded, videos, video_fn, video_root=video_root, source=source)
+        self._videos = flat  # shares its video cache
+        by_video: dict[Path, list[int]] = {}
+        for i, v in enumerate(flat.videos):
+            by_video.setdefault(v, []).append(i)
+        self.items: list[tuple[Path, Any]] = []
+        for video, rows in by_video.items():
+            for start in range(0, len(rows), max_segments):
+                chunk = [flat.encoded[i] for i in rows[start : start + max_segments]]
+                n = _prefix_len(chunk)
+                if n < 1:
+                    raise DataError(source, "examples of one video share no prompt prefix", row=rows[start])
+                packed = pack(chunk[0]["input_ids"][:n].tolist(), [f["input_ids"][n:].tolist() for f in chunk],
+                              [f["labels"][n:].tolist() for f in chunk])
+                self.items.append((video, packed))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        video, packed = self.items[i]
+        return {"packed": packed, "pixel_values_videos": self._videos.video(video)}
+
+
+def _prefix_len(chunk: list[dict[str, torch.Tensor]]) -> int:
+    """Common prefix of the examples' tokens, ending before the first target token of any of them."""
+    first = chunk[0]["input_ids"]
+    n = min(len(f["input_ids"]) for f in chunk)
+    for f in chunk:
+        targets = (f["labels"] != -100).nonzero()
+        n = min(n, int(targets[0]) if len(targets) else n)
+        same = (f["input_ids"][:n] == first[:n]).long()
+        n = int(same.cumprod(0).sum())
+    return n
+
+
+def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation: str = "sdpa",
+                   dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """Batch packed items as keyword arguments of a Video-LLaVA forward, plus their targets.
+
+    Returns input_ids and position_ids (B, L), the 4-D block `attention_mask` for `attn_implementation`
+    (transformers passes a 4-D mask through unchanged), pixel_values_videos (B, T, 3, H, W), and
+    `target_labels` (B, L): at each position the token its logits must predict, -100 elsewhere (packed
+    segments are not shifted copies of each other, so the targets come already aligned), and
+    `target_segments` (B, L): the batch-wide example number of each target (for per-example loss means).
+
+    Args:
+        items: `PackedVideoDataset` items.
+        pad_id: the tokenizer's pad id.
+        attn_implementation: the language model's attention implementation ('sdpa' or 'eager').
+        dtype: compute dtype (the additive 'eager' mask only).
+    """
+    from .packing import attention_mask_for, collate_packed
+
+    batch = collate_packed([it["packed"] for it in items], pad_id)
+    targets = torch.full_like(batch.input_ids, -100)
+    targets[batch.target_rows, batch.target_cols] = batch.target_ids
+    segments = torch.full_like(batch.input_ids, -1)
+    segments[batch.target_rows, batch.target_cols] = batch.target_segment
+    return {
+        "input_ids": batch.input_ids,
+        "position_ids": batch.position_ids,
+        "attention_mask": attention_mask_for(batch.segment_ids, attn_implementation, dtype),
+        "pixel_values_videos": torch.stack([it["pixel_values_videos"] for it in items]),
+        "target_labels": targets,
+        "target_segments": segments,
+    }

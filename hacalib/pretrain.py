@@ -28,7 +28,7 @@ import torch
 from . import prompts
 from .collate import pad_collate
 from .config import PretrainConfig, TrainConfig
-from .datasets import VideoTextDataset, processed_video_fn
+from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
 from .errors import DataError
 from .examples import Example, encode
 from .io import read_json, write_json
@@ -151,8 +151,15 @@ def pretrain_toy_model(
             raise DataError(world / PRETRAIN_FILE, "text has words outside the toy vocabulary", row=row,
                             key="answer" if tok.unk_token_id in feats["labels"] else "prompt")
         encoded.append(feats)
-    dataset = VideoTextDataset(encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames),
-                               video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE)
+    args = (encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames))
+    if cfg.packed:
+        dataset = PackedVideoDataset(*args, video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE,
+                                     max_segments=cfg.max_segments)
+        collate = partial(packed_collate, pad_id=tok.pad_token_id,
+                          attn_implementation=model.config.text_config._attn_implementation)
+    else:
+        dataset = VideoTextDataset(*args, video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE)
+        collate = partial(pad_collate, pad_id=tok.pad_token_id)
 
     run_dir = out.with_name(out.name + ".run")
     train_cfg = TrainConfig(
@@ -161,7 +168,7 @@ def pretrain_toy_model(
         max_grad_norm=cfg.max_grad_norm, loss_reduction="token", mixed_precision="no",
         checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, keep_checkpoints=1, output_dir=str(run_dir),
     )
-    result = train(model, dataset, train_cfg, collate_fn=partial(pad_collate, pad_id=tok.pad_token_id), progress=progress)
+    result = train(model, dataset, train_cfg, collate_fn=collate, progress=progress)
 
     state = PartialState()
     if state.is_main_process:
@@ -177,7 +184,9 @@ def pretrain_toy_model(
             "resumed_from_step": result.start_step,
             "end_loss": history[-1]["loss"] if history else None,
             "train_seconds": result.wall_seconds,
-            "samples_per_second": result.samples_per_second,
+            "packed_items": len(dataset) if cfg.packed else None,
+            "samples_per_second": result.samples_per_second,  # items: videos when packed
+            "examples_per_second": result.samples_per_second * len(examples) / len(dataset),
             "steps_per_second": (cfg.steps - result.start_step) / max(result.wall_seconds, 1e-9),
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
         }

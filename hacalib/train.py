@@ -101,20 +101,44 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = 
         reduction: 'token' (mean over all target tokens) or 'sequence' (mean per example, then over
             the examples that have targets); see the module docstring.
     """
-    labels = labels[:, 1:]
-    mask = labels != IGNORE_INDEX
+    return target_loss(logits, *_shifted(labels), reduction)
+
+
+def target_loss(logits: torch.Tensor, targets: torch.Tensor, examples: torch.Tensor, reduction: str = "token") -> torch.Tensor:
+    """Cross-entropy of the logits at every position that has a target, computed in float32.
+
+    Args:
+        logits: (batch, seq, vocab).
+        targets: (batch, seq) the token each position's logits must predict, -100 where none (already
+            shifted: packed sequences are not plain shifts of their input).
+        examples: (batch, seq) the example each target belongs to (a row, or a packed segment).
+        reduction: 'token' (mean over target tokens) or 'sequence' (mean per example, then over examples).
+    """
+    mask = targets != IGNORE_INDEX
     if not mask.any():
         raise ValueError("batch has no target tokens (every label is -100)")
     # Select the target rows before the float32 upcast: the full logits tensor can be GBs at 7B scale.
-    ce = F.cross_entropy(logits[:, :-1][mask].float(), labels[mask], reduction="none")
+    ce = F.cross_entropy(logits[mask].float(), targets[mask], reduction="none")
     if reduction == "token":
         return ce.mean()
     if reduction == "sequence":
-        per_example = torch.zeros(labels.shape[0], device=ce.device).index_add_(0, mask.nonzero()[:, 0], ce)
-        counts = mask.sum(dim=1)
-        has = counts > 0
-        return (per_example[has] / counts[has]).mean()
+        _, example = examples[mask].unique(return_inverse=True)
+        sums = torch.zeros(int(example.max()) + 1, device=ce.device).index_add_(0, example, ce)
+        return (sums / torch.bincount(example)).mean()
     raise ValueError(f"loss_reduction must be 'token' or 'sequence', got {reduction!r}")
+
+
+def _pop_targets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(targets, example ids) from a packed batch, or from the HF-style `labels` of a padded batch."""
+    if "target_labels" in batch:
+        return batch.pop("target_labels"), batch.pop("target_segments")
+    return _shifted(batch.pop("labels"))
+
+
+def _shifted(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """HF-convention labels -> (targets aligned with the predicting positions, row index of each)."""
+    rows = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(labels)
+    return F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX), rows
 
 
 def train(
@@ -131,9 +155,12 @@ def train(
 
     Args:
         model: a `transformers` model (or peft model); the parameters with requires_grad are trained.
-        train_dataset: map-style dataset of feature dicts (with `labels`), e.g. `VideoTextDataset`.
+        train_dataset: map-style dataset, e.g. `VideoTextDataset` (one example per item) or
+            `PackedVideoDataset` (one video's examples per item; `cfg.batch_size` then counts videos).
         cfg: the training configuration (`cfg.output_dir` holds checkpoints, metrics and `final/`).
-        collate_fn: list of feature dicts -> batch dict of tensors (pads only; no device moves).
+        collate_fn: items -> dict of tensors: the forward's keyword arguments plus either `labels`
+            (HF convention, e.g. `pad_collate`) or `target_labels` + `target_segments` (`packed_collate`).
+            No device moves.
         accelerator: a fresh `accelerate.Accelerator` whose gradient_accumulation_steps equals
             cfg.grad_accum; None builds one from cfg (mixed precision 'auto' = bf16 on CUDA).
         resume: continue from the newest complete checkpoint in cfg.output_dir if there is one.
@@ -202,10 +229,9 @@ def train(
         loss_sum = torch.zeros((), device=accelerator.device)
         for _ in range(cfg.grad_accum):
             batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
-            labels = batch.pop("labels")
+            targets, examples = _pop_targets(batch)
             with accelerator.accumulate(model):
-                logits = model(**batch).logits
-                loss = masked_lm_loss(logits, labels, cfg.loss_reduction)
+                loss = target_loss(model(**batch).logits, targets, examples, cfg.loss_reduction)
                 accelerator.backward(loss)  # divides by grad_accum; DDP syncs on the last micro-batch
             loss_sum += loss.detach()
         step_loss = accelerator.reduce(loss_sum / cfg.grad_accum, reduction="mean").item()

@@ -45,3 +45,41 @@ def test_bad_encodings_name_the_source_and_row():
         VideoTextDataset([{"input_ids": [1], "attention_mask": [1]}], ["a"], lambda p: torch.zeros(1), source="ex.jsonl")
     with pytest.raises(ValueError, match="2 encoded examples but 1 video"):
         VideoTextDataset([encoded(3), encoded(3)], ["a"], lambda p: torch.zeros(1))
+
+
+def test_packed_loss_equals_the_separate_sequences_loss(tmp_path):
+    """One packed sequence per video gives the same token- and sequence-mean loss as padded separate rows."""
+    from functools import partial
+
+    from hacalib.datasets import PackedVideoDataset, packed_collate, processed_video_fn
+    from hacalib.examples import encode
+    from hacalib.models import build_toy_model, num_video_tokens
+    from hacalib.pretrain import PRETRAIN_FILE, VIDEO_DIR, load_pretrain_records, pretrain_examples, toy_vocabulary
+    from hacalib.toyworld import build_world
+    from hacalib.train import masked_lm_loss, target_loss
+
+    world = tmp_path / "world"
+    build_world(world, size="smoke", seed=0)
+    examples = pretrain_examples(load_pretrain_records(world / PRETRAIN_FILE))[:20]  # 3 videos
+    model, processor = build_toy_model(toy_vocabulary(world), seed=0)
+    model.eval()
+    tok = processor.tokenizer
+    encoded = [encode(e, tok, num_video_tokens(processor, 8)) for e in examples]
+    args = (encoded, [e.video for e in examples], processed_video_fn(processor, 8))
+    flat = VideoTextDataset(*args, video_root=world / VIDEO_DIR)
+    packed = PackedVideoDataset(*args, video_root=world / VIDEO_DIR, max_segments=5)
+    assert len(packed) < len(flat) and sum(len(it[1].spans) for it in packed.items) == len(flat)
+    # the prefix is the prompt up to where the questions differ: BOS, USER, :, the 136 video tokens
+    assert packed.items[0][1].prefix_len >= 136
+
+    batch = pad_collate([flat[i] for i in range(len(flat))], tok.pad_token_id)
+    labels = batch.pop("labels")
+    pbatch = partial(packed_collate, pad_id=tok.pad_token_id)([packed[i] for i in range(len(packed))])
+    targets, segments = pbatch.pop("target_labels"), pbatch.pop("target_segments")
+    assert pbatch["input_ids"].numel() < 0.6 * batch["input_ids"].numel()
+    with torch.no_grad():
+        logits, plogits = model(**batch).logits, model(**pbatch).logits
+    for reduction in ("token", "sequence"):
+        ref = masked_lm_loss(logits, labels, reduction)
+        got = target_loss(plogits, targets, segments, reduction)
+        assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5), (reduction, got, ref)
