@@ -4,7 +4,9 @@ The toy Video-LLaVA (`hacalib.models.build_toy_model`) learns all its parameters
 `pretrain/pretrain.jsonl` (captioning, one-word QA, grounded yes/no questions and SSv2-style templates,
 mixed from the first step) with the same loop as fine-tuning (`hacalib.train.train`). Without the yes/no
 questions the `Yes`/`No` rows of the output layer never train and every fine-tuning objective collapses
-to a constant P(yes) (feasibility study, issue 4).
+to a constant P(yes) (feasibility study, issue 4). Training is packed by default (`PretrainConfig.packed`):
+one sequence per video holds the video once and all its examples as segments (DESIGN.md section 7), about
+5x more examples per second than one padded row per example on this CPU.
 
 The result is cached: `out_dir/pretrain.json` records a hash of the configuration and of the world's
 pretraining data; a later call with the same ones returns `out_dir` without training. The same seed gives

@@ -11,6 +11,10 @@ Loss reduction (`TrainConfig.loss_reduction`), the choice HACA's comparison may 
 - 'sequence': mean cross-entropy per example, then mean over examples. Every example weighs the same,
   so the Yes/No token of a correction example carries ~1/14 of its example's weight.
 
+Batches come either padded, one example per row with HF-convention `labels` (`pad_collate`), or packed,
+one video per row with its examples as segments behind the shared prefix and targets already aligned
+(`hacalib.datasets.packed_collate`); the loss is the same either way (tested).
+
 Checkpoints (`output_dir/checkpoints/step_NNNNNNNN`) hold the trainable weights, optimizer, scheduler,
 every process's RNG state and the step (the data position: the sampler is a function of it). They are
 written into a hidden `.partial` folder and renamed when complete, so a folder with the final name is
