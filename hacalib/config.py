@@ -81,7 +81,7 @@ class PretrainConfig:
     batch_size: int = _f(8, "examples per step per process (packed: videos per step, each with all its examples)")
     packed: bool = _f(True, "one packed sequence per video (prefix once, examples as segments; DESIGN.md section 7)")
     max_segments: int = _f(16, "packed: most examples in one packed sequence")
-    lr: float = _f(3e-3, "peak learning rate")
+    lr: float = _f(1e-3, "peak learning rate (3e-3 stayed on the text-only plateau: P(yes) constant)")
     warmup_steps: int = _f(50, "linear warmup steps")
     schedule: str = _f("cosine", "'cosine' or 'linear' decay after warmup")
     weight_decay: float = _f(0.0, "AdamW weight decay")
