@@ -62,6 +62,9 @@ class TrainConfig:
     checkpoint_every: int = _f(100, "save adapter + optimizer + scheduler + RNG every N steps")
     log_every: int = _f(10, "write a JSON-lines metrics record every N steps")
     keep_checkpoints: int = _f(2, "complete checkpoints kept on disk (the newest N; 0 keeps all)")
+    packed: bool = _f(True, "one packed sequence per video: the video prefix once, its targets as segments "
+                      "(same loss as separate sequences; batch_size then counts videos)")
+    max_segments: int = _f(16, "packed: most targets in one packed sequence")
     output_dir: str = _f("runs/finetune", "where checkpoints, metrics and the final adapter go")
 
 

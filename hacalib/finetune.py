@@ -25,7 +25,7 @@ from .collate import pad_collate
 from .config import ModelConfig, TrainConfig
 from .data import load_videocon, to_triplets
 from .data.layout import DataRoot
-from .datasets import VideoTextDataset, processed_video_fn
+from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
 from .errors import DataError
 from .examples import answer_token_ids, build_examples, count_by_kind, encode
 from .io import read_json, write_json
@@ -111,12 +111,17 @@ def finetune(
     n_video = num_video_tokens(processor, model_cfg.num_frames)
     answer_ids = answer_token_ids(tok)
     encoded = [encode(e, tok, n_video, answer_ids=answer_ids) for e in examples]
-    dataset = VideoTextDataset(encoded, [str(e.video) for e in examples],
-                               processed_video_fn(processor, model_cfg.num_frames), source=root.videocon_csv)
+    args = (encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames))
+    if cfg.packed:  # a video's targets behind one shared prefix (DESIGN.md section 7)
+        dataset = PackedVideoDataset(*args, source=root.videocon_csv, max_segments=cfg.max_segments)
+        collate = partial(packed_collate, pad_id=tok.pad_token_id,
+                          attn_implementation=model.config.text_config._attn_implementation)
+    else:
+        dataset = VideoTextDataset(*args, source=root.videocon_csv)
+        collate = partial(pad_collate, pad_id=tok.pad_token_id)
 
     run_dir = out.with_name(out.name + ".run")
-    result = train(model, dataset, replace(cfg, output_dir=str(run_dir)),
-                   collate_fn=partial(pad_collate, pad_id=tok.pad_token_id), progress=progress)
+    result = train(model, dataset, replace(cfg, output_dir=str(run_dir)), collate_fn=collate, progress=progress)
 
     state = PartialState()
     if state.is_main_process:

@@ -41,14 +41,14 @@ def _toy(smoke: bool) -> Preset:
         return Preset(
             name="toy", smoke=True, model=model,
             pretrain=PretrainConfig(steps=30, warmup_steps=3, batch_size=16, log_every=5, checkpoint_every=1000),
-            finetune=TrainConfig(max_steps=8, batch_size=8, warmup_steps=2, lr=2e-3, log_every=2,
+            finetune=TrainConfig(max_steps=8, batch_size=4, warmup_steps=2, lr=2e-3, log_every=2,
                                  checkpoint_every=1000),
             velociti_per_test=6, videocon_heldout=14, qa_questions=12, score_batch=8,
         )
     return Preset(
         name="toy", smoke=False, model=model,
         pretrain=PretrainConfig(),
-        finetune=TrainConfig(max_steps=300, batch_size=16, warmup_steps=20, lr=2e-3, log_every=10,
+        finetune=TrainConfig(max_steps=300, batch_size=8, warmup_steps=20, lr=2e-3, log_every=10,
                              checkpoint_every=100),
         velociti_per_test=None, videocon_heldout=None, qa_questions=None, score_batch=16,
     )
@@ -56,7 +56,7 @@ def _toy(smoke: bool) -> Preset:
 
 def _videollava_7b(smoke: bool) -> Preset:
     model = ModelConfig(preset="videollava-7b", dtype="bfloat16", lora_r=128, lora_alpha=256, lora_dropout=0.05)
-    finetune = TrainConfig(max_steps=2000, batch_size=4, grad_accum=4, lr=2e-4, warmup_steps=60,
+    finetune = TrainConfig(max_steps=2000, batch_size=2, grad_accum=4, lr=2e-4, warmup_steps=60,
                            mixed_precision="bf16", log_every=10, checkpoint_every=200)
     if smoke:
         finetune = replace(finetune, max_steps=4, grad_accum=1, warmup_steps=1, checkpoint_every=1000)
