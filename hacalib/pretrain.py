@@ -219,57 +219,27 @@ def evaluate_toy_model(
     P(yes|contrast)), pyes_std (spread of P(yes): near 0 means collapsed), n_rows, n_videos.
     """
     from .data import load_videocon
-    from .examples import answer_token_ids
     from .models import load_model, split_words
+    from .qa import generate_texts
+    from .score import ScoreRequest, p_yes
 
     world = Path(world_dir)
     csv = world / "videocon" / "videocon_llm_entailment.csv"
-    rows = [r for r in load_videocon(csv) if r.split == split][:limit]
+    rows = [r for r in load_videocon(csv, video_root=world / "videocon" / "videos") if r.split == split][:limit]
     if not rows:
         raise DataError(csv, f"no rows with split {split!r}", key="split")
     model, processor = load_model(model_dir)
-    tok = processor.tokenizer
-    num_frames = model.config.video_seq_length // num_video_tokens(processor, 1)
-    n_video = num_video_tokens(processor, num_frames)
-    decode = processed_video_fn(processor, num_frames)
-    cache: dict[str, torch.Tensor] = {}
+    cache: dict = {}
+    requests = [ScoreRequest(r.video_path, c) for r in rows for c in (r.caption, r.neg_caption)]
+    pyes = torch.from_numpy(p_yes(model, processor, requests, batch_size=batch_size, video_cache=cache))
+    p_true, p_neg = pyes[0::2], pyes[1::2]
 
-    def video_fn(path: Path) -> torch.Tensor:
-        if str(path) not in cache:
-            cache[str(path)] = decode(path)
-        return cache[str(path)]
-    yes_id, no_id = answer_token_ids(tok)
-
-    def prompt_batch(texts: list[str], videos: list[str]) -> dict:
-        feats = []
-        for text, video in zip(texts, videos):
-            ids = tok(text).input_ids
-            at = ids.index(tok.convert_tokens_to_ids(prompts.VIDEO_TOKEN))
-            ids = ids[:at] + ids[at : at + 1] * n_video + ids[at + 1 :]
-            feats.append({"input_ids": ids, "labels": [-100] * len(ids), "attention_mask": [1] * len(ids),
-                          "pixel_values_videos": video_fn(world / "videocon" / "videos" / video)})
-        batch = pad_collate(feats, tok.pad_token_id, padding_side="left")
-        batch.pop("labels")
-        return batch
-
-    pyes = []
-    for i in range(0, len(rows), batch_size):
-        chunk = rows[i : i + batch_size]
-        texts = [prompts.entail_prompt(c) for r in chunk for c in (r.caption, r.neg_caption)]
-        logits = model(**prompt_batch(texts, [r.videopath for r in chunk for _ in range(2)])).logits[:, -1].float()
-        pyes += torch.softmax(logits[:, [yes_id, no_id]], dim=-1)[:, 0].tolist()
-    p_true, p_neg = torch.tensor(pyes[0::2]), torch.tensor(pyes[1::2])
-
-    truth = {r.videopath: r.caption for r in rows}
+    truth = {r.video_path: r.caption for r in rows}
     videos = sorted(truth)
-    exact = 0
-    for i in range(0, len(videos), batch_size):
-        chunk = videos[i : i + batch_size]
-        batch = prompt_batch([prompts.caption_prompt()] * len(chunk), chunk)
-        out = model.generate(**batch, max_new_tokens=64, do_sample=False)
-        for v, ids in zip(chunk, out[:, batch["input_ids"].shape[1] :]):
-            said = tok.decode(ids, skip_special_tokens=True)
-            exact += [w.lower() for w in split_words(said)] == [w.lower() for w in split_words(truth[v])]
+    said = generate_texts(model, processor, [ScoreRequest(v, "") for v in videos], [prompts.caption_prompt()] * len(videos),
+                          max_new_tokens=64, batch_size=batch_size, video_cache=cache)
+    words = lambda text: [w.lower() for w in split_words(text)]  # noqa: E731
+    exact = sum(words(s) == words(truth[v]) for v, s in zip(videos, said))
     return {
         "caption_exact": exact / len(videos),
         "yes_no_accuracy": float(((p_true > 0.5).float().mean() + (p_neg < 0.5).float().mean()) / 2),

@@ -94,3 +94,16 @@ def test_two_process_gloo_run(world, tmp_path):
     summary = json.loads((out / "pretrain.json").read_text())
     assert summary["processes"] == 2
     assert [r["step"] for r in read_metrics(out / "metrics.jsonl")] == [1, 2, 3]  # logged once, not per rank
+
+
+def test_evaluate_toy_model_reports_on_held_out_rows(world, tmp_path):
+    from hacalib.pretrain import evaluate_toy_model
+
+    model_dir = pretrain_toy_model(world, tmp_path / "m", replace(TINY, steps=1), progress=False)
+    report = evaluate_toy_model(model_dir, world, limit=6)
+    assert report["n_rows"] == 6 and 1 <= report["n_videos"] <= 6
+    for key in ("caption_exact", "yes_no_accuracy", "pairwise_accuracy"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["pyes_std"] >= 0.0
+    with pytest.raises(DataError, match="no rows with split 'nope'"):
+        evaluate_toy_model(model_dir, world, split="nope")
