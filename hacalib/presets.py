@@ -40,7 +40,7 @@ def _toy(smoke: bool) -> Preset:
     if smoke:
         return Preset(
             name="toy", smoke=True, model=model,
-            pretrain=PretrainConfig(steps=30, warmup_steps=3, batch_size=16, log_every=5, checkpoint_every=1000),
+            pretrain=PretrainConfig(steps=30, warmup_steps=3, batch_size=4, log_every=5, checkpoint_every=1000),
             finetune=TrainConfig(max_steps=8, batch_size=4, warmup_steps=2, lr=2e-3, log_every=2,
                                  checkpoint_every=1000),
             velociti_per_test=6, videocon_heldout=14, qa_questions=12, score_batch=8,
@@ -48,7 +48,7 @@ def _toy(smoke: bool) -> Preset:
     return Preset(
         name="toy", smoke=False, model=model,
         pretrain=PretrainConfig(),
-        finetune=TrainConfig(max_steps=300, batch_size=8, warmup_steps=20, lr=2e-3, log_every=10,
+        finetune=TrainConfig(max_steps=200, batch_size=8, warmup_steps=20, lr=2e-3, log_every=10,
                              checkpoint_every=100),
         velociti_per_test=None, videocon_heldout=None, qa_questions=None, score_batch=16,
     )
