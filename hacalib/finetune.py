@@ -30,7 +30,7 @@ from .errors import DataError
 from .examples import answer_token_ids, build_examples, count_by_kind, encode
 from .io import read_json, write_json
 from .masking import Tagger
-from .models import add_lora, atomic_dir, load_model, num_video_tokens
+from .models import add_lora, load_model, num_video_tokens
 from .train import read_metrics, train
 
 MARKER = "finetune.json"

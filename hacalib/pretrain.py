@@ -33,8 +33,8 @@ from .config import PretrainConfig, TrainConfig
 from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
 from .errors import DataError
 from .examples import Example, encode
-from .io import read_json, write_json
-from .models import atomic_dir, build_toy_model, num_video_tokens
+from .io import atomic_dir, read_json, write_json
+from .models import build_toy_model, num_video_tokens
 from .train import read_metrics, train
 
 PRETRAIN_FILE = "pretrain/pretrain.jsonl"

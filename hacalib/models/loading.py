@@ -6,16 +6,13 @@ written by `save_model` reloads exactly like `LanguageBind/Video-LLaVA-7B-hf`. N
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from transformers import VideoLlavaForConditionalGeneration, VideoLlavaProcessor
+
+from ..io import atomic_dir  # noqa: F401  (re-exported: hacalib.models.atomic_dir)
 
 
 @dataclass(frozen=True)
@@ -83,29 +80,6 @@ def load_model(
     if device is not None:
         model = model.to(device)
     return model.eval(), processor
-
-
-@contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to `path`; it replaces `path` only if the block succeeds.
-
-    (The folder analogue of `hacalib.io.atomic_path`: a killed save never leaves a half-written model.)
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / "x")
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def save_model(model: VideoLlavaForConditionalGeneration, processor: VideoLlavaProcessor, path: str | Path) -> Path:

@@ -9,7 +9,7 @@ from typing import Sequence
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
-from .loading import atomic_dir
+from ..io import atomic_dir
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
