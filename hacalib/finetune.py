@@ -28,7 +28,7 @@ from .data.layout import DataRoot
 from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
 from .errors import DataError
 from .examples import answer_token_ids, build_examples, count_by_kind, encode
-from .io import read_json, write_json
+from .io import atomic_dir, read_json, write_json
 from .masking import Tagger
 from .models import add_lora, load_model, num_video_tokens
 from .train import read_metrics, train
