@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import shutil
-import time
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
