@@ -65,6 +65,9 @@ class TrainConfig:
     packed: bool = _f(True, "one packed sequence per video: the video prefix once, its targets as segments "
                       "(same loss as separate sequences; batch_size then counts videos)")
     max_segments: int = _f(16, "packed: most targets in one packed sequence")
+    cache_vision_features: bool = _f(True, "packed: the frozen vision tower runs once per video, its features "
+                                     "reused every epoch (same loss; off when the vision side trains)")
+    vision_cache_dir: str = _f("", "also keep the cached video features on disk here (safetensors), for later runs; '' = memory only")
     output_dir: str = _f("runs/finetune", "where checkpoints, metrics and the final adapter go")
 
 

@@ -181,7 +181,7 @@ class PackedVideoDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         video, packed = self.items[i]
-        return {"packed": packed, "pixel_values_videos": self._videos.video(video)}
+        return {"packed": packed, "pixel_values_videos": self._videos.video(video), "video": str(video)}
 
 
 def _prefix_len(chunk: list[dict[str, torch.Tensor]]) -> int:
@@ -197,20 +197,23 @@ def _prefix_len(chunk: list[dict[str, torch.Tensor]]) -> int:
 
 
 def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation: str = "sdpa",
-                   dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+                   dtype: torch.dtype = torch.float32, video_keys: bool = False) -> dict[str, Any]:
     """Batch packed items as keyword arguments of a Video-LLaVA forward, plus their targets.
 
     Returns input_ids and position_ids (B, L), the 4-D block `attention_mask` for `attn_implementation`
     (transformers passes a 4-D mask through unchanged), pixel_values_videos (B, T, 3, H, W), and
     `target_labels` (B, L): at each position the token its logits must predict, -100 elsewhere (packed
     segments are not shifted copies of each other, so the targets come already aligned), and
-    `target_segments` (B, L): the batch-wide example number of each target (for per-example loss means).
+    `target_segments` (B, L): the batch-wide example number of each target (for per-example loss means);
+    with `video_keys`, also `video_keys`: each row's video path (a list of str, the key of
+    `hacalib.feature_cache.VisionFeatureCache`; the training loop pops it before the forward).
 
     Args:
         items: `PackedVideoDataset` items.
         pad_id: the tokenizer's pad id.
         attn_implementation: the language model's attention implementation ('sdpa' or 'eager').
         dtype: compute dtype (the additive 'eager' mask only).
+        video_keys: add the `video_keys` list (for the frozen-vision feature cache).
     """
     from .packing import attention_mask_for, collate_packed
 
@@ -219,7 +222,7 @@ def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation
     targets[batch.target_rows, batch.target_cols] = batch.target_ids
     segments = torch.full_like(batch.input_ids, -1)
     segments[batch.target_rows, batch.target_cols] = batch.target_segment
-    return {
+    out: dict[str, Any] = {
         "input_ids": batch.input_ids,
         "position_ids": batch.position_ids,
         "attention_mask": attention_mask_for(batch.segment_ids, attn_implementation, dtype),
@@ -227,3 +230,6 @@ def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation
         "target_labels": targets,
         "target_segments": segments,
     }
+    if video_keys:
+        out["video_keys"] = [it["video"] for it in items]
+    return out

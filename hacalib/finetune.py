@@ -28,6 +28,7 @@ from .data.layout import DataRoot
 from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
 from .errors import DataError
 from .examples import answer_token_ids, build_examples, count_by_kind, encode
+from .feature_cache import VisionFeatureCache
 from .io import atomic_dir, read_json, write_json
 from .masking import Tagger
 from .models import add_lora, load_model, num_video_tokens
@@ -35,7 +36,8 @@ from .train import read_metrics, train
 
 MARKER = "finetune.json"
 # TrainConfig fields that change how a run is logged, not what it learns: left out of the cache key.
-NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints"}
+NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "cache_vision_features",
+              "vision_cache_dir"}
 
 
 def training_triplets(root: DataRoot, split: str = "train") -> list:
@@ -112,16 +114,24 @@ def finetune(
     answer_ids = answer_token_ids(tok)
     encoded = [encode(e, tok, n_video, answer_ids=answer_ids) for e in examples]
     args = (encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames))
+    vision_cache = None
     if cfg.packed:  # a video's targets behind one shared prefix (DESIGN.md section 7)
         dataset = PackedVideoDataset(*args, source=root.videocon_csv, max_segments=cfg.max_segments)
         collate = partial(packed_collate, pad_id=tok.pad_token_id,
-                          attn_implementation=model.config.text_config._attn_implementation)
+                          attn_implementation=model.config.text_config._attn_implementation,
+                          video_keys=cfg.cache_vision_features)
+        if cfg.cache_vision_features:  # the frozen vision tower once per video, not once per epoch
+            identity = json.dumps({"base": base_model_id(base_model), "revision": model_cfg.revision,
+                                   "dtype": model_cfg.dtype, "frames": model_cfg.num_frames,
+                                   "precision": cfg.mixed_precision}, sort_keys=True)
+            vision_cache = VisionFeatureCache(identity, directory=cfg.vision_cache_dir or None)
     else:
         dataset = VideoTextDataset(*args, source=root.videocon_csv)
         collate = partial(pad_collate, pad_id=tok.pad_token_id)
 
     run_dir = out.with_name(out.name + ".run")
-    result = train(model, dataset, replace(cfg, output_dir=str(run_dir)), collate_fn=collate, progress=progress)
+    result = train(model, dataset, replace(cfg, output_dir=str(run_dir)), collate_fn=collate, progress=progress,
+                   vision_cache=vision_cache)
 
     state = PartialState()
     if state.is_main_process:

@@ -29,6 +29,7 @@ import math
 import re
 import shutil
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -46,7 +47,8 @@ from .io import write_json, write_text
 IGNORE_INDEX = -100
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})$")
 # Fields that may change between an interrupted run and its resumption without changing the result.
-RESUMABLE_CHANGES = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints"}
+RESUMABLE_CHANGES = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "cache_vision_features",
+                     "vision_cache_dir"}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -132,11 +134,32 @@ def target_loss(logits: torch.Tensor, targets: torch.Tensor, examples: torch.Ten
     raise ValueError(f"loss_reduction must be 'token' or 'sequence', got {reduction!r}")
 
 
-def _pop_targets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(targets, example ids) from a packed batch, or from the HF-style `labels` of a padded batch."""
-    if "target_labels" in batch:
-        return batch.pop("target_labels"), batch.pop("target_segments")
-    return _shifted(batch.pop("labels"))
+def batch_loss(model: torch.nn.Module, batch: dict[str, Any], reduction: str = "token", *,
+               vision_cache: Any = None) -> torch.Tensor:
+    """The loss of one collated micro-batch (tensors already on the model's device).
+
+    Padded batches (`labels`) take the plain forward and full logits. Packed batches (`target_labels`,
+    `target_segments`) get logits only at the columns that hold a target (`logits_to_keep`: the video
+    prefix never reaches the lm_head), and with `vision_cache` and `video_keys` the video features come from
+    the cache instead of the vision tower (`hacalib.feature_cache`).
+
+    Args:
+        model: the model being trained (peft / accelerate wrappers included).
+        batch: a collate_fn's output (see `train`), optionally with `video_keys` (popped here).
+        reduction: 'token' or 'sequence' (see `target_loss`).
+        vision_cache: a `VisionFeatureCache`, only valid while the vision side is frozen (`train` checks it).
+    """
+    batch = dict(batch)
+    keys = batch.pop("video_keys", None)
+    if "target_labels" not in batch:
+        targets, examples = _shifted(batch.pop("labels"))
+        return target_loss(model(**batch).logits, targets, examples, reduction)
+    targets, examples = batch.pop("target_labels"), batch.pop("target_segments")
+    if vision_cache is not None and keys is not None:
+        batch = vision_cache.model_inputs(model, batch, keys)
+    keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    logits = model(**batch, logits_to_keep=keep).logits
+    return target_loss(logits, targets[:, keep], examples[:, keep], reduction)
 
 
 def _shifted(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,6 +177,7 @@ def train(
     accelerator: Any = None,
     resume: bool = True,
     progress: bool = True,
+    vision_cache: Any = None,
 ) -> TrainResult:
     """Train the parameters of `model` that require grad on `train_dataset` for `cfg.max_steps` steps.
 
@@ -169,6 +193,9 @@ def train(
             cfg.grad_accum; None builds one from cfg (mixed precision 'auto' = bf16 on CUDA).
         resume: continue from the newest complete checkpoint in cfg.output_dir if there is one.
         progress: show a tqdm bar (main process only).
+        vision_cache: a `hacalib.feature_cache.VisionFeatureCache` for packed batches with `video_keys`
+            (`packed_collate(..., video_keys=True)`): each video's features are computed once and reused
+            every epoch. Ignored, with a warning, when the vision tower or projector trains.
     """
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -225,6 +252,13 @@ def train(
     samples_per_step = cfg.batch_size * cfg.grad_accum * accelerator.num_processes
 
     model.train()
+    if vision_cache is not None:
+        from .feature_cache import vision_is_frozen
+
+        if not vision_is_frozen(model):
+            warnings.warn("the vision tower or projector trains (or has active dropout): video features are "
+                          "computed every step, the feature cache is not used")
+            vision_cache = None
     losses: list[float] = []
     t0 = t_log = time.perf_counter()
     logged = start_step
@@ -232,10 +266,10 @@ def train(
     for step in range(start_step + 1, cfg.max_steps + 1):
         loss_sum = torch.zeros((), device=accelerator.device)
         for _ in range(cfg.grad_accum):
-            batch = {k: v.to(accelerator.device) for k, v in next(batches).items()}
-            targets, examples = _pop_targets(batch)
+            batch = {k: v.to(accelerator.device) if isinstance(v, torch.Tensor) else v for k, v in next(batches).items()}
             with accelerator.accumulate(model):
-                loss = target_loss(model(**batch).logits, targets, examples, cfg.loss_reduction)
+                with accelerator.autocast():  # the cache's vision tower runs outside the model's autocast forward
+                    loss = batch_loss(model, batch, cfg.loss_reduction, vision_cache=vision_cache)
                 accelerator.backward(loss)  # divides by grad_accum; DDP syncs on the last micro-batch
             loss_sum += loss.detach()
         step_loss = accelerator.reduce(loss_sum / cfg.grad_accum, reduction="mean").item()

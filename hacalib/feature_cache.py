@@ -1,0 +1,191 @@
+"""Frozen vision features computed once per video and reused (DESIGN.md section 7).
+
+Under LoRA the vision tower and the projector do not train, so the projected features of a video are the
+same at every step and every epoch. `VisionFeatureCache` runs the tower once per video (key: the video's
+path), keeps the features in memory (and optionally on disk as safetensors, between runs), and hands the
+training forward `inputs_embeds` with the features already in the `<video>` positions, so the model's own
+forward (with its peft / DDP / autocast wrappers) runs only the language model.
+
+It is only valid while the vision side is frozen and deterministic: `vision_is_frozen` checks that no
+parameter of the video tower or projector requires grad and no dropout is active there; pretraining (which
+trains the tower) must run without the cache.
+
+    cache = VisionFeatureCache(identity="toy:<key>|frames=8")
+    inputs = cache.model_inputs(model, batch, batch_keys)   # input_ids + pixel_values_videos -> inputs_embeds
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .errors import DataError
+from .io import atomic_path
+from .packing import unwrap, video_features
+
+
+def _vlm(model: torch.nn.Module) -> torch.nn.Module:
+    """The VideoLlavaForConditionalGeneration inside DDP (`.module`) and peft wrappers."""
+    return unwrap(getattr(model, "module", model))
+
+
+def _vision_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    inner = _vlm(model).model
+    return [inner.video_tower, inner.multi_modal_projector]
+
+
+def vision_is_frozen(model: torch.nn.Module) -> bool:
+    """True when the video features cannot change during training: the video tower and the projector have
+    no parameter with requires_grad and no active dropout (dropout counts only in training mode)."""
+    for module in _vision_modules(model):
+        if any(p.requires_grad for p in module.parameters()):
+            return False
+        for m in module.modules():
+            # nn.Dropout modules, and CLIP's functional attention dropout read from its config
+            p = getattr(m, "p", None) if isinstance(m, torch.nn.Dropout) else getattr(m, "dropout", None)
+            if m.training and isinstance(p, float) and p > 0:
+                return False
+    return True
+
+
+def video_embeds(model: torch.nn.Module, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Token embeddings (B, L, hidden) with each row's video features scattered into its `<video>` positions,
+    as `VideoLlavaModel.forward` does.
+
+    Args:
+        model: a Video-LLaVA model (or a peft / DDP wrapper of one).
+        input_ids: (B, L) token ids, each row with as many `<video>` tokens as a video has features.
+        features: (B, tokens per video, hidden) the video features of each row.
+    """
+    base = _vlm(model)
+    embeds = base.get_input_embeddings()(input_ids)
+    is_video = input_ids == base.config.video_token_id
+    counts = is_video.sum(dim=1)
+    if not bool((counts == features.shape[1]).all()):
+        raise ValueError(f"rows hold {counts.tolist()} <video> tokens but each video has {features.shape[1]} features")
+    return embeds.masked_scatter(is_video[..., None], features.to(embeds.device, embeds.dtype))
+
+
+class VisionFeatureCache:
+    """video key -> projected video features (tokens per video, hidden), the vision tower run once per key.
+
+    Args:
+        identity: what else the features depend on besides the vision weights and the video: the
+            preprocessing (frames, processor) and precision; part of the on-disk key. The vision weights
+            enter the on-disk key through a fingerprint computed from them.
+        directory: also store the features there as `<sha256>.safetensors` and read them back in later
+            runs (None: memory only).
+        storage: device the in-memory features are kept on ('cpu' keeps GPU memory free; they are moved
+            to the model's device per batch).
+
+    Attributes:
+        tower_videos: videos run through the vision tower by this cache (misses).
+        disk_hits: features read from `directory`.
+    """
+
+    def __init__(self, identity: str = "", directory: str | Path | None = None, storage: str | torch.device = "cpu"):
+        self.identity = identity
+        self.directory = Path(directory) if directory else None
+        self.storage = torch.device(storage)
+        self._memory: dict[str, torch.Tensor] = {}
+        self._fingerprint: str | None = None
+        self.tower_videos = 0
+        self.disk_hits = 0
+
+    def __len__(self) -> int:
+        return len(self._memory)
+
+    def features(self, model: torch.nn.Module, keys: Sequence[str], pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        """(len(keys), tokens per video, hidden) on the model's device; the tower runs only for unseen keys.
+
+        Args:
+            model: the Video-LLaVA being trained (its vision side must be frozen: see `vision_is_frozen`).
+            keys: one key (video path) per row of `pixel_values_videos`; repeated keys are computed once.
+            pixel_values_videos: (len(keys), T, 3, H, W) the processed videos.
+        """
+        if len(keys) != pixel_values_videos.shape[0]:
+            raise ValueError(f"{len(keys)} video keys for {pixel_values_videos.shape[0]} videos")
+        missing: dict[str, int] = {}
+        for row, key in enumerate(keys):
+            if key not in self._memory and key not in missing and not self._load(model, key):
+                missing[key] = row
+        if missing:
+            with torch.no_grad():
+                feats = video_features(_vlm(model), pixel_values_videos[list(missing.values())])
+            self.tower_videos += len(missing)
+            for key, f in zip(missing, feats):
+                self._memory[key] = f.to(self.storage)
+                self._save(model, key, self._memory[key])
+        device = next(_vlm(model).parameters()).device
+        return torch.stack([self._memory[k] for k in keys]).to(device, non_blocking=True)
+
+    def model_inputs(self, model: torch.nn.Module, batch: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+        """`batch` with `input_ids` and `pixel_values_videos` replaced by `inputs_embeds` (features in place).
+
+        Args:
+            model: the Video-LLaVA being trained.
+            batch: the forward's keyword arguments (on the model's device), e.g. from `packed_collate`.
+            keys: the video key of each row.
+        """
+        out = dict(batch)
+        pixels, input_ids = out.pop("pixel_values_videos"), out.pop("input_ids")
+        out["inputs_embeds"] = video_embeds(model, input_ids, self.features(model, keys, pixels))
+        return out
+
+    # -------------------------------------------------------------------------------- on disk
+
+    def fingerprint(self, model: torch.nn.Module) -> str:
+        """sha256 over the names, shapes and float64 sums of the vision tower's and projector's weights."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for module in _vision_modules(model):
+                named = list(module.named_parameters())
+                sums = torch.stack([torch.stack([p.double().sum(), p.double().abs().sum()]) for _, p in named]).tolist()
+                for (name, p), s in zip(named, sums):
+                    h.update(f"{name}:{tuple(p.shape)}:{s[0]!r}:{s[1]!r};".encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def _disk_key(self, model: torch.nn.Module, key: str) -> dict:
+        stat = os.stat(key) if os.path.isfile(key) else None  # a re-encoded video gets new features
+        return {"identity": self.identity, "vision": self.fingerprint(model), "video": key,
+                "size": stat.st_size if stat else None, "mtime_ns": stat.st_mtime_ns if stat else None}
+
+    def _path(self, disk_key: dict) -> Path:
+        digest = hashlib.sha256(json.dumps(disk_key, sort_keys=True).encode()).hexdigest()
+        return self.directory / f"{digest}.safetensors"
+
+    def _load(self, model: torch.nn.Module, key: str) -> bool:
+        if self.directory is None:
+            return False
+        disk_key = self._disk_key(model, key)
+        path = self._path(disk_key)
+        if not path.is_file():
+            return False
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                stored = json.loads((f.metadata() or {}).get("key", "null"))
+                tensor = f.get_tensor("features")
+        except Exception as exc:  # truncated or foreign file
+            raise DataError(path, f"unreadable cached video features ({exc})", key=key) from exc
+        if stored != disk_key:
+            raise DataError(path, "cached video features were written for another video or model", key=key)
+        self._memory[key] = tensor.to(self.storage)
+        self.disk_hits += 1
+        return True
+
+    def _save(self, model: torch.nn.Module, key: str, tensor: torch.Tensor) -> None:
+        if self.directory is None:
+            return
+        from safetensors.torch import save_file
+
+        disk_key = self._disk_key(model, key)
+        with atomic_path(self._path(disk_key)) as tmp:
+            save_file({"features": tensor.detach().cpu().contiguous()}, str(tmp), metadata={"key": json.dumps(disk_key, sort_keys=True)})
