@@ -6,6 +6,7 @@ model. Every P(yes) comes from `hacalib.score.p_yes` (packed prefix-reuse scorer
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, MutableMapping, Sequence
 
 import pandas as pd
@@ -13,12 +14,21 @@ import pandas as pd
 from .data import load_msrvtt_qa, load_retrieval_matrix, load_velociti, load_videocon
 from .data.layout import DataRoot
 from .data.ssv2 import extract_template
+from .errors import DataError
 from .qa import answer_questions, generate_corrections, judge_offline
 from .score import ScoreRequest, p_yes
 
 
 def _limit(items: Sequence, limit: int | None) -> Sequence:
     return items if limit is None else items[:limit]
+
+
+def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]]) -> None:
+    """Every (video path, source file, row, key) of the items about to be scored must exist: checked before scoring,
+    so a missing file names the benchmark file and its row/key instead of stopping a long evaluation halfway."""
+    for video, source, row, key in videos:
+        if not Path(video).is_file():
+            raise DataError(source, f"video not found: {video}", row=row, key=key)
 
 
 def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
@@ -34,6 +44,7 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     for it in items:
         by_test.setdefault(it.test, []).append(it)
     chosen = [it for t in by_test for it in _limit(by_test[t], limit_per_test)]
+    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen])
     requests = [ScoreRequest(it.video_path, cap) for it in chosen for cap in (it.pos, it.neg)]
     scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
@@ -51,6 +62,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
     """
     rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
     rows = list(_limit(rows, limit))
+    _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
     requests = [ScoreRequest(r.video_path, cap) for r in rows for cap in (r.caption, r.neg_caption)]
     scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
@@ -69,6 +81,8 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
     """
     matrix = load_retrieval_matrix(root.ssv2_matrix(name))
     videos = [str(root.ssv2_videos / v) for v in matrix.videos]
+    first_row = {r.videopath: r.row for r in reversed(matrix.rows)}
+    _require_videos([(root.ssv2_videos / v, matrix.path, first_row[v], "videopath") for v in matrix.videos])
     # one request per (video, query): grouped by video, so the packed scorer reuses each video prefix
     requests = [ScoreRequest(v, extract_template(q)) for v in videos for q in matrix.queries]
     scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
@@ -80,6 +94,7 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
     """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment)."""
     items = load_msrvtt_qa(root.msrvtt_qa_questions, root.msrvtt_qa_answers, video_root=root.msrvtt_qa_videos)
     items = list(_limit(items, limit))
+    _require_videos([(it.video_path, root.msrvtt_qa_questions, it.row, "video_name") for it in items])
     preds = answer_questions(model, processor, items, source=str(root.msrvtt_qa_questions),
                              video_cache=video_cache, **gen_kw)
     judged = judge_offline(preds, [it.answer for it in items])
@@ -100,6 +115,7 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     """
     rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
     rows = list(_limit(rows, limit))
+    _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
     answers = generate_corrections(model, processor, [ScoreRequest(r.video_path, r.neg_caption) for r in rows],
                                    video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]

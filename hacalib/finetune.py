@@ -40,12 +40,22 @@ NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints",
               "vision_cache_dir"}
 
 
-def training_triplets(root: DataRoot, split: str = "train") -> list:
-    """HACA triplets of the VideoCon `split` rows under `root`, with resolved video paths."""
-    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
+def training_triplets(root: DataRoot, split: str = "train", *, duplicates: str = "error") -> tuple[list, int]:
+    """HACA triplets of the VideoCon `split` rows under `root`, and how many repeated rows were dropped.
+
+    Every video must exist (checked before training, so a missing file names its CSV row instead of stopping
+    a run halfway). `duplicates` is `load_videocon`'s policy for rows repeated exactly: 'error' (default),
+    'drop' (the count dropped, over all splits, is returned and recorded in finetune.json) or 'keep'.
+    """
+    def load(policy: str) -> list:
+        return load_videocon(root.videocon_csv, video_root=root.videocon_videos, check_videos=True, duplicates=policy)
+
+    rows = load(duplicates)
+    dropped = len(load("keep")) - len(rows) if duplicates == "drop" else 0
+    rows = [r for r in rows if r.split == split]
     if not rows:
         raise DataError(root.videocon_csv, f"no rows with split {split!r}")
-    return to_triplets(rows)
+    return to_triplets(rows), dropped
 
 
 def base_model_id(base_model: str | Path) -> dict:
@@ -56,11 +66,15 @@ def base_model_id(base_model: str | Path) -> dict:
     return {"hub_or_path": str(base_model)}
 
 
-def cache_key(cfg: TrainConfig, model_cfg: ModelConfig, base_model: str | Path, root: DataRoot) -> str:
+def cache_key(cfg: TrainConfig, model_cfg: ModelConfig, base_model: str | Path, root: DataRoot, *,
+              duplicates: str = "error") -> str:
     h = hashlib.sha256()
     train_fields = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
-    h.update(json.dumps({"train": train_fields, "model": asdict(model_cfg), "base": base_model_id(base_model),
-                         "prompt_version": prompts.PROMPT_VERSION}, sort_keys=True, default=str).encode())
+    what = {"train": train_fields, "model": asdict(model_cfg), "base": base_model_id(base_model),
+            "prompt_version": prompts.PROMPT_VERSION}
+    if duplicates != "error":  # only then can the rows trained on differ; the default keeps earlier keys valid
+        what["duplicates"] = duplicates
+    h.update(json.dumps(what, sort_keys=True, default=str).encode())
     h.update(root.videocon_csv.read_bytes())
     return h.hexdigest()
 
@@ -79,6 +93,7 @@ def finetune(
     *,
     tagger: Tagger | None = None,
     progress: bool = True,
+    duplicates: str = "error",
 ) -> Path:
     """Train a LoRA adapter for `cfg.objective` and return `out_dir` (adapter + finetune.json + metrics.jsonl).
 
@@ -91,14 +106,18 @@ def finetune(
         out_dir: where the adapter is saved.
         tagger: part-of-speech tagger for the masking task (default spaCy; the toy world passes its grammar's).
         progress: show a progress bar.
+        duplicates: rows of the VideoCon CSV repeated exactly: 'error' (default), 'drop' (the count dropped goes
+            into finetune.json) or 'keep' (`load_videocon`'s policies).
     """
     from accelerate import PartialState
 
     root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
     out = Path(out_dir)
-    key = cache_key(cfg, model_cfg, base_model, root)
+    key = cache_key(cfg, model_cfg, base_model, root, duplicates=duplicates)
     if is_finished(out, key):
         return out
+    # the data first: a bad row or a missing video fails in seconds, not after loading a 7B model
+    triplets, dropped = training_triplets(root, duplicates=duplicates)
 
     model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
     model.requires_grad_(False)
@@ -107,7 +126,6 @@ def finetune(
         model = add_lora(model, r=model_cfg.lora_r, alpha=model_cfg.lora_alpha, dropout=model_cfg.lora_dropout,
                          targets=model_cfg.lora_targets)
     tok = processor.tokenizer
-    triplets = training_triplets(root)
     examples = build_examples(cfg.objective, triplets, mask_ratio=cfg.mask_ratio, seed=cfg.seed, tagger=tagger,
                               source=str(root.videocon_csv))
     n_video = num_video_tokens(processor, model_cfg.num_frames)
@@ -144,6 +162,9 @@ def finetune(
             "base_model": base_model_id(base_model),
             "prompt_version": prompts.PROMPT_VERSION,
             "videos": len({str(e.video) for e in examples}),
+            "duplicates": duplicates,
+            "duplicate_rows_dropped": dropped,
+            "resumed_from_step": result.start_step,
             "examples": count_by_kind(examples),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
             "end_loss": history[-1]["loss"] if history else None,

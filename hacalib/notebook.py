@@ -44,5 +44,7 @@ def attach_run_config(prov: dict, exp: Experiment) -> dict:
     """Add the experiment's full configuration (model, training, limits, base model) to a provenance record."""
     from dataclasses import asdict, is_dataclass
 
+    from .provenance import redact
+
     desc = exp.describe()
-    return {**prov, "experiment": {k: asdict(v) if is_dataclass(v) else v for k, v in desc.items()}}
+    return {**prov, "experiment": redact({k: asdict(v) if is_dataclass(v) else v for k, v in desc.items()})}

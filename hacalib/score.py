@@ -179,6 +179,9 @@ def iter_pyes(
     Arguments as `p_yes`; `skip` holds video keys not to score (already done).
     """
     _check_args(method, batch_size, segments_per_pack)
+    for i, r in enumerate(requests):  # a blank description would still get a P(yes): never a silent score
+        if not isinstance(r.caption, str) or not r.caption.strip():
+            raise ValueError(f"request {i} (video {r.key()!r}) has an empty caption {r.caption!r}")
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     tok = processor.tokenizer
