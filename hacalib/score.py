@@ -413,7 +413,7 @@ def score_to_file(
         with tmp.open("w", encoding="utf-8", newline="") as f:
             w = csv.writer(f)
             w.writerow(RESULT_COLUMNS)
-            for i in sorted(done):
+            for i in done:  # in the order of the file, so a resumed file equals an uninterrupted one
                 w.writerow([i, requests[i].key(), requests[i].caption, f"{done[i]:.9g}"])
     out = np.full(len(requests), np.nan, dtype=np.float32)
     for i, s in done.items():
