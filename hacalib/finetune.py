@@ -40,22 +40,50 @@ NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints",
               "vision_cache_dir"}
 
 
-def training_triplets(root: DataRoot, split: str = "train", *, duplicates: str = "error") -> tuple[list, int]:
-    """HACA triplets of the VideoCon `split` rows under `root`, and how many repeated rows were dropped.
+MISSING_VIDEO_POLICIES = ("error", "skip")
 
-    Every video must exist (checked before training, so a missing file names its CSV row instead of stopping
-    a run halfway). `duplicates` is `load_videocon`'s policy for rows repeated exactly: 'error' (default),
-    'drop' (the count dropped, over all splits, is returned and recorded in finetune.json) or 'keep'.
+
+def training_triplets(root: DataRoot, split: str = "train", *, duplicates: str = "error",
+                      missing_videos: str = "error") -> tuple[list, dict]:
+    """HACA triplets of the VideoCon `split` rows under `root`, and the counts of rows left out on request.
+
+    Videos are checked before training, so a missing file names its CSV row instead of stopping a run halfway.
+
+    Args:
+        root: the data root.
+        split: the VideoCon split to train on.
+        duplicates: `load_videocon`'s policy for rows repeated exactly: 'error', 'drop' or 'keep'.
+        missing_videos: 'error' (default: the first missing video's row, with the total) or 'skip' (leave those
+            rows out; the count is returned). Real VideoCon downloads often lack some YouTube-sourced clips.
+    Returns (triplets, {"duplicate_rows_dropped": n, "rows_skipped_missing_video": m}) for the run record.
     """
+    if missing_videos not in MISSING_VIDEO_POLICIES:
+        raise ValueError(f"missing_videos must be one of {MISSING_VIDEO_POLICIES}, got {missing_videos!r}")
+
     def load(policy: str) -> list:
-        return load_videocon(root.videocon_csv, video_root=root.videocon_videos, check_videos=True, duplicates=policy)
+        return load_videocon(root.videocon_csv, video_root=root.videocon_videos, duplicates=policy)
 
     rows = load(duplicates)
     dropped = len(load("keep")) - len(rows) if duplicates == "drop" else 0
     rows = [r for r in rows if r.split == split]
     if not rows:
         raise DataError(root.videocon_csv, f"no rows with split {split!r}")
-    return to_triplets(rows), dropped
+    missing = [r for r in rows if not Path(r.video_path).is_file()]
+    if missing and missing_videos == "error":
+        raise DataError(root.videocon_csv, f"video not found: {missing[0].video_path} ({len(missing)} of {len(rows)} "
+                        f"{split!r} rows lack their video; missing_videos='skip' trains without them)",
+                        row=missing[0].row, key="videopath")
+    if missing:
+        gone = {r.row for r in missing}
+        rows = [r for r in rows if r.row not in gone]
+        if not rows:
+            raise DataError(root.videocon_csv, f"every {split!r} row lacks its video")
+    return to_triplets(rows), {"duplicate_rows_dropped": dropped, "rows_skipped_missing_video": len(missing)}
+
+
+def _missing_rows(root: DataRoot, split: str = "train") -> list:
+    rows = load_videocon(root.videocon_csv, video_root=root.videocon_videos, duplicates="keep")
+    return [r for r in rows if r.split == split and not Path(r.video_path).is_file()]
 
 
 def base_model_id(base_model: str | Path) -> dict:
@@ -67,13 +95,16 @@ def base_model_id(base_model: str | Path) -> dict:
 
 
 def cache_key(cfg: TrainConfig, model_cfg: ModelConfig, base_model: str | Path, root: DataRoot, *,
-              duplicates: str = "error") -> str:
+              duplicates: str = "error", missing_videos: str = "error") -> str:
     h = hashlib.sha256()
     train_fields = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
     what = {"train": train_fields, "model": asdict(model_cfg), "base": base_model_id(base_model),
             "prompt_version": prompts.PROMPT_VERSION}
-    if duplicates != "error":  # only then can the rows trained on differ; the default keeps earlier keys valid
+    # only a non-default policy can change the rows trained on; left out otherwise, so earlier keys stay valid
+    if duplicates != "error":
         what["duplicates"] = duplicates
+    if missing_videos != "error":  # which videos are present is not in the CSV: the names of the skipped ones are
+        what["missing_videos"] = sorted({r.videopath for r in _missing_rows(root)})
     h.update(json.dumps(what, sort_keys=True, default=str).encode())
     h.update(root.videocon_csv.read_bytes())
     return h.hexdigest()
@@ -94,6 +125,7 @@ def finetune(
     tagger: Tagger | None = None,
     progress: bool = True,
     duplicates: str = "error",
+    missing_videos: str = "error",
 ) -> Path:
     """Train a LoRA adapter for `cfg.objective` and return `out_dir` (adapter + finetune.json + metrics.jsonl).
 
@@ -108,16 +140,18 @@ def finetune(
         progress: show a progress bar.
         duplicates: rows of the VideoCon CSV repeated exactly: 'error' (default), 'drop' (the count dropped goes
             into finetune.json) or 'keep' (`load_videocon`'s policies).
+        missing_videos: training rows whose video file is absent: 'error' (default) or 'skip' (the count goes into
+            finetune.json).
     """
     from accelerate import PartialState
 
     root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
     out = Path(out_dir)
-    key = cache_key(cfg, model_cfg, base_model, root, duplicates=duplicates)
+    key = cache_key(cfg, model_cfg, base_model, root, duplicates=duplicates, missing_videos=missing_videos)
     if is_finished(out, key):
         return out
     # the data first: a bad row or a missing video fails in seconds, not after loading a 7B model
-    triplets, dropped = training_triplets(root, duplicates=duplicates)
+    triplets, left_out = training_triplets(root, duplicates=duplicates, missing_videos=missing_videos)
 
     model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
     model.requires_grad_(False)
@@ -163,7 +197,8 @@ def finetune(
             "prompt_version": prompts.PROMPT_VERSION,
             "videos": len({str(e.video) for e in examples}),
             "duplicates": duplicates,
-            "duplicate_rows_dropped": dropped,
+            "missing_videos": missing_videos,
+            **left_out,
             "resumed_from_step": result.start_step,
             "examples": count_by_kind(examples),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),

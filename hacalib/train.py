@@ -423,8 +423,8 @@ def main(argv: list[str] | None = None) -> int:
 
     LoRA fine-tuning (`hacalib.finetune.finetune`) from the command line. run.json:
     {"data_root": ..., "base_model": ..., "out_dir": ..., "train": {TrainConfig fields},
-    "model": {ModelConfig fields}, "duplicates": "error" | "drop" | "keep"}. Runs in one process or under
-    `accelerate launch` / `torchrun` (DDP).
+    "model": {ModelConfig fields}, "duplicates": "error" | "drop" | "keep", "missing_videos": "error" | "skip"}.
+    Runs in one process or under `accelerate launch` / `torchrun` (DDP).
     """
 
     from .config import ModelConfig
@@ -441,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--duplicates", choices=["error", "drop", "keep"],
                         help="rows of the VideoCon CSV repeated exactly (default: the run file's, else error)")
+    parser.add_argument("--missing-videos", choices=["error", "skip"],
+                        help="training rows whose video is absent (default: the run file's, else error)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     run = read_json(args.config) if args.config else {}
@@ -461,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.random.fork_rng(devices=[]):  # peft draws the adapter init from the global RNG
         torch.manual_seed(cfg.seed)
         out = finetune(base_model, data_root, cfg, ModelConfig(**run.get("model", {})), out_dir, tagger=tagger,
-                       progress=not args.no_progress, duplicates=args.duplicates or run.get("duplicates", "error"))
+                       progress=not args.no_progress, duplicates=args.duplicates or run.get("duplicates", "error"),
+                       missing_videos=args.missing_videos or run.get("missing_videos", "error"))
     print(out)
     return 0
 

@@ -117,7 +117,7 @@ def _break_videocon(root: Path, how: str) -> tuple[int | None, str | None, str]:
         expect = (row + 1, None, "1 repeated row(s); identical rows: 5, 6")
     elif how == "missing video":
         (DataRoot(root).videocon_videos / rows[row]["videopath"]).unlink()
-        expect = (row, "videopath", "video not found")
+        expect = (row, "videopath", "(1 of 35 'train' rows lack their video; missing_videos='skip' trains without")
     else:
         raise AssertionError(how)
     _write_csv(csv_path, rows, columns)
@@ -141,12 +141,24 @@ def test_bad_training_csv_stops_finetune_before_the_model_loads(root, tmp_path, 
     _assert_nothing_written(out)
 
 
-def test_duplicates_dropped_on_request_are_counted_in_the_run_record(root, base, tmp_path):
+def test_rows_skipped_on_request_are_counted_in_the_run_record(root, base, tmp_path):
+    """The two skip policies finetune offers: exact duplicate rows (drop) and rows whose video is absent (skip)."""
     _break_videocon(root, "duplicate row")
-    out = _finetune(base, root, tmp_path / "run", duplicates="drop")
+    rows = _read_csv(DataRoot(root).videocon_csv)
+    for r in (rows[10], rows[20]):
+        (DataRoot(root).videocon_videos / r["videopath"]).unlink()
+    out = _finetune(base, root, tmp_path / "run", duplicates="drop", missing_videos="skip")
     info = json.loads((out / MARKER).read_text())
-    assert info["duplicates"] == "drop" and info["duplicate_rows_dropped"] == 1
-    assert info["videos"] == 35  # the smoke world's train videos, none lost
+    assert (info["duplicates"], info["missing_videos"]) == ("drop", "skip")
+    assert info["duplicate_rows_dropped"] == 1 and info["rows_skipped_missing_video"] == 2
+    assert info["videos"] == 35 - 2  # the smoke world's train videos less the two absent ones
+    # the videos come back: the same call is a different run (its key names the absent videos), not a stale reuse
+    for r in (rows[10], rows[20]):
+        shutil.copy(DataRoot(root).videocon_videos / rows[0]["videopath"], DataRoot(root).videocon_videos / r["videopath"])
+    import hacalib.finetune as ft
+
+    key_now = ft.cache_key(CFG, MODEL_CFG, base, DataRoot(root), duplicates="drop", missing_videos="skip")
+    assert key_now != info["cache_key"]
 
 
 def test_real_videocon_subset_has_exact_duplicates(shared_fixtures):
