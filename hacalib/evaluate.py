@@ -16,11 +16,19 @@ from .data.layout import DataRoot
 from .data.ssv2 import extract_template
 from .errors import DataError
 from .qa import answer_questions, generate_corrections, judge_offline
-from .score import ScoreRequest, p_yes
+from .score import ScoreRequest, p_yes, score_to_file
 
 
 def _limit(items: Sequence, limit: int | None) -> Sequence:
     return items if limit is None else items[:limit]
+
+
+def _scores(model: Any, processor: Any, requests: list[ScoreRequest], resume_file: str | Path | None,
+            **score_kw: Any):
+    """P(yes) of the requests; with `resume_file`, through `score_to_file` (kept per finished video, resumable)."""
+    if resume_file is None:
+        return p_yes(model, processor, requests, **score_kw)
+    return score_to_file(model, processor, requests, resume_file, **score_kw)
 
 
 def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]]) -> None:
@@ -33,11 +41,12 @@ def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]]) -
 
 def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
                    limit_per_test: int | None = None, video_cache: MutableMapping | None = None,
-                   **score_kw: Any) -> pd.DataFrame:
+                   resume_file: str | Path | None = None, **score_kw: Any) -> pd.DataFrame:
     """P(yes) of the positive and the negative caption of every VELOCITI item.
 
     Returns columns test, video_id, event, pos, neg, p_pos, p_neg. For `control` the negative is another video's
-    caption scored on the same video (VELOCITI's text control).
+    caption scored on the same video (VELOCITI's text control). With `resume_file`, scores are also kept there per
+    finished video, and a call interrupted by a kill continues from it (`hacalib.score.score_to_file`).
     """
     items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
     by_test: dict[str, list] = {}
@@ -46,7 +55,7 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     chosen = [it for t in by_test for it in _limit(by_test[t], limit_per_test)]
     _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen])
     requests = [ScoreRequest(it.video_path, cap) for it in chosen for cap in (it.pos, it.neg)]
-    scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
+    scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
         "test": [it.test for it in chosen], "video_id": [it.video_id for it in chosen],
         "event": [it.event for it in chosen], "pos": [it.pos for it in chosen], "neg": [it.neg for it in chosen],
@@ -55,8 +64,10 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
 
 
 def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
-                   video_cache: MutableMapping | None = None, **score_kw: Any) -> pd.DataFrame:
+                   video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
+                   **score_kw: Any) -> pd.DataFrame:
     """P(yes) of the true and the contrast caption of each held-out VideoCon row (pairwise accuracy per type).
+    `resume_file`: as for `velociti_items`.
 
     Returns columns misalignment, video, caption, neg_caption, p_true, p_false.
     """
@@ -64,7 +75,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
     rows = list(_limit(rows, limit))
     _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
     requests = [ScoreRequest(r.video_path, cap) for r in rows for cap in (r.caption, r.neg_caption)]
-    scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
+    scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
         "caption": [r.caption for r in rows], "neg_caption": [r.neg_caption for r in rows],
@@ -73,11 +84,13 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
 
 
 def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
-                     video_cache: MutableMapping | None = None, **score_kw: Any):
+                     video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
+                     **score_kw: Any):
     """P(yes) of every (query template, video) pair of the retrieval matrix `eval_ssv2_<name>.csv`.
 
     Our own entailment prompt is applied to the template extracted from VideoCon's wrapped caption.
-    Returns (matrix, scores) with scores shaped (queries, videos) like `matrix.match`.
+    Returns (matrix, scores) with scores shaped (queries, videos) like `matrix.match`. `resume_file`: as for
+    `velociti_items`.
     """
     matrix = load_retrieval_matrix(root.ssv2_matrix(name))
     videos = [str(root.ssv2_videos / v) for v in matrix.videos]
@@ -85,7 +98,7 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
     _require_videos([(root.ssv2_videos / v, matrix.path, first_row[v], "videopath") for v in matrix.videos])
     # one request per (video, query): grouped by video, so the packed scorer reuses each video prefix
     requests = [ScoreRequest(v, extract_template(q)) for v in videos for q in matrix.queries]
-    scores = p_yes(model, processor, requests, video_cache=video_cache, **score_kw)
+    scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
     return matrix, scores.reshape(len(videos), len(matrix.queries)).T.copy()
 
 

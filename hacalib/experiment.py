@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -138,26 +139,33 @@ class Experiment:
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
         model, processor = self.model(row, seed, mask_ratio, **overrides)
-        df = self._evaluate(benchmark, model, processor)
+        # P(yes) benchmarks keep their scores per finished video here, so a killed evaluation resumes mid-way
+        progress = path.with_name(f".{path.stem}.scores")
+        df = self._evaluate(benchmark, model, processor, progress)
         with atomic_path(path) as tmp:
             df.to_csv(tmp, index=False)
+        shutil.rmtree(progress, ignore_errors=True)
         # read back: the first call and every cached call then return the very same values
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
-    def _evaluate(self, benchmark: str, model, processor) -> pd.DataFrame:
+    def _evaluate(self, benchmark: str, model, processor, progress: Path) -> pd.DataFrame:
         cfg, root = self.config, self.root
         kw = {"batch_size": cfg.score_batch}
+        progress.mkdir(parents=True, exist_ok=True)
         if benchmark == "velociti":
-            return evaluate.velociti_items(model, processor, root, limit_per_test=cfg.velociti_per_test, **kw)
+            return evaluate.velociti_items(model, processor, root, limit_per_test=cfg.velociti_per_test,
+                                           resume_file=progress / "velociti.csv", **kw)
         if benchmark == "videocon":
-            return evaluate.videocon_pairs(model, processor, root, limit=cfg.videocon_heldout, **kw)
+            return evaluate.videocon_pairs(model, processor, root, limit=cfg.videocon_heldout,
+                                           resume_file=progress / "videocon.csv", **kw)
         if benchmark == "qa":
             return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions)
         if benchmark == "corrections":
             return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout)
         frames = []
         for name in root.ssv2_names():
-            matrix, scores = evaluate.retrieval_scores(model, processor, root, name, **kw)
+            matrix, scores = evaluate.retrieval_scores(model, processor, root, name,
+                                                       resume_file=progress / f"ssv2_{name}.csv", **kw)
             long = pd.DataFrame(scores, index=list(matrix.queries), columns=list(matrix.videos)).stack()
             match = pd.DataFrame(matrix.match, index=list(matrix.queries), columns=list(matrix.videos)).stack()
             frames.append(pd.DataFrame({"benchmark": name, "query": long.index.get_level_values(0),

@@ -25,37 +25,84 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _smoke_experiment(cache: Path) -> dict:
-    """Everything the smoke preset produces for one row, from an empty cache: world, base model, run, table."""
+class Interrupt(BaseException):
+    """What a kill does to the scoring loop, raised in-process (a real SIGKILL: tests/test_reliability_runs.py)."""
+
+
+def _interrupted_then_resumed(exp: Experiment, monkeypatch, after: int):
+    """Score SSv2 retrieval for the haca row, interrupted after decoding `after` videos, then again; returns the
+    second call's per-item frame, the videos finished before the interruption and those the second call decoded."""
+    import hacalib.score as score
+
+    original = score.VideoLoader.__call__
+    decoded: list[str] = []
+    interrupt = [True]
+
+    def counting(self, request):
+        if request.key() not in self.cache:
+            if interrupt[0] and len(decoded) == after:
+                raise Interrupt()
+            decoded.append(request.key())
+        return original(self, request)
+
+    monkeypatch.setattr(score.VideoLoader, "__call__", counting)
+    exp.finetuned("haca", 0)  # trained outside the interrupted part
+    with pytest.raises(Interrupt):
+        exp.per_item("ssv2", "haca", 0)
+    progress = next((exp.finetuned("haca", 0) / "eval").glob(".ssv2-*.scores")) / "ssv2_toy.csv"
+    kept = {line.split(",")[1] for line in progress.read_text().splitlines()[1:]}
+    decoded.clear()
+    interrupt[0] = False
+    items = exp.per_item("ssv2", "haca", 0)
+    monkeypatch.setattr(score.VideoLoader, "__call__", original)
+    return items, kept, decoded
+
+
+def _smoke_experiment(cache: Path, monkeypatch=None) -> dict:
+    """Everything the smoke preset produces for one row, from an empty cache: world, base model, run, table.
+    With `monkeypatch`, the SSv2 scoring is interrupted halfway and resumed."""
     exp = Experiment(preset="toy", cache_dir=str(cache), seeds=(0,), smoke=True)
+    if monkeypatch is None:
+        ssv2 = exp.per_item("ssv2", "haca", 0)
+    else:
+        # a forward scores `score_batch` (8) videos: interrupted in the second one, the first 8 are kept
+        ssv2, kept, decoded = _interrupted_then_resumed(exp, monkeypatch, after=12)
+        assert len(kept) == 8 and not kept & set(decoded)  # finished videos are not scored again
+        assert len(kept) + len(decoded) == ssv2["video"].nunique() == 27
+        assert not list((exp.finetuned("haca", 0) / "eval").glob(".*"))  # the progress file is gone once done
     items = exp.per_item("velociti", "haca", 0)
     run = exp.finetuned("haca", 0)
     eval_csv = next((run / "eval").glob("velociti-*.csv"))
+    ssv2_csv = next((run / "eval").glob("ssv2-*.csv"))
     table = summarize_runs({("haca", 0): velociti_per_item(items)}, "test", ["classic_vle", "strict_vle"],
                            n_resamples=200)
     return {"exp": exp, "world": exp.root.path, "base": Path(exp.base_model()), "run": run, "eval": eval_csv,
-            "table": table.to_csv(index=False)}
+            "ssv2": ssv2_csv, "table": table.to_csv(index=False)}
 
 
 @pytest.mark.slow
-def test_same_seed_same_world_model_and_tables(tmp_path):
-    """Two smoke experiments from empty caches: byte-identical world, base model, adapter, per-item CSV and table."""
-    a, b = _smoke_experiment(tmp_path / "a"), _smoke_experiment(tmp_path / "b")
+def test_same_seed_same_world_model_and_tables(tmp_path, monkeypatch):
+    """Two smoke experiments from empty caches: byte-identical world, base model, adapter, per-item CSV and table,
+    also when one of them was interrupted while scoring and resumed."""
+    a, b = _smoke_experiment(tmp_path / "a", monkeypatch), _smoke_experiment(tmp_path / "b")
 
     files_a = sorted(p.relative_to(a["world"]) for p in a["world"].rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b["world"]) for p in b["world"].rglob("*") if p.is_file())
     assert files_a == files_b and len(files_a) > 100
     manifest = "toyworld.json"  # holds the generation time; everything else in it must agree
-    different = [str(f) for f in files_a if str(f) != manifest and (a["world"] / f).read_bytes() != (b["world"] / f).read_bytes()]
+    different = [str(f) for f in files_a
+                 if str(f) != manifest and (a["world"] / f).read_bytes() != (b["world"] / f).read_bytes()]
     assert different == []
     ma, mb = (json.loads((x["world"] / manifest).read_text()) for x in (a, b))
     ma.pop("generation_seconds"), mb.pop("generation_seconds")
     assert ma == mb
 
     assert (a["base"] / "model.safetensors").read_bytes() == (b["base"] / "model.safetensors").read_bytes()
-    assert (a["run"] / "adapter_model.safetensors").read_bytes() == (b["run"] / "adapter_model.safetensors").read_bytes()
+    adapter = "adapter_model.safetensors"
+    assert (a["run"] / adapter).read_bytes() == (b["run"] / adapter).read_bytes()
     # (the file names differ: the per-item cache key holds the data root's absolute path)
     assert a["eval"].read_bytes() == b["eval"].read_bytes()
+    assert a["ssv2"].read_bytes() == b["ssv2"].read_bytes()  # a's was interrupted and resumed
     assert a["table"] == b["table"]
     # and the table is not empty or constant: a determinism check on nothing would prove nothing
     assert len(a["table"].splitlines()) == 1 + 8 * 2
@@ -171,7 +218,8 @@ def test_secrets_never_reach_a_notebook_provenance_record(tmp_path):
                    "sk-in-the-run-config"):
         assert secret not in text
     record = json.loads(paths["provenance"].read_text())
-    assert record["config"]["judge_api_key"] == "<redacted>" and record["config"]["judge_url"] == "http://localhost:1/v1"
+    assert record["config"]["judge_api_key"] == "<redacted>"
+    assert record["config"]["judge_url"] == "http://localhost:1/v1"  # what is not secret stays readable
     assert record["experiment"]["api_key"] == "<redacted>"
 
 

@@ -153,8 +153,9 @@ def test_rows_skipped_on_request_are_counted_in_the_run_record(root, base, tmp_p
     assert info["duplicate_rows_dropped"] == 1 and info["rows_skipped_missing_video"] == 2
     assert info["videos"] == 35 - 2  # the smoke world's train videos less the two absent ones
     # the videos come back: the same call is a different run (its key names the absent videos), not a stale reuse
+    videos = DataRoot(root).videocon_videos
     for r in (rows[10], rows[20]):
-        shutil.copy(DataRoot(root).videocon_videos / rows[0]["videopath"], DataRoot(root).videocon_videos / r["videopath"])
+        shutil.copy(videos / rows[0]["videopath"], videos / r["videopath"])
     import hacalib.finetune as ft
 
     key_now = ft.cache_key(CFG, MODEL_CFG, base, DataRoot(root), duplicates="drop", missing_videos="skip")
