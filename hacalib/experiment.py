@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -87,7 +87,7 @@ class Experiment:
         name = self.run_name(objective, seed, mask_ratio) + "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
         out = Path(self.cache_dir) / "runs" / self.tag / name
         return finetune(self.base_model(), self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
-                        progress=self.progress)
+                        progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos)
 
     def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, **overrides: Any) -> Path | None:
         return None if row == "pretrained" else self.finetuned(row, seed, mask_ratio, **overrides)
@@ -134,7 +134,12 @@ class Experiment:
         cfg = self.config
         limits = {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
                   "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout}
-        key = hashlib.sha256(json.dumps([benchmark, limits[benchmark], str(self.root.path)]).encode()).hexdigest()[:10]
+        # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
+        # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
+        from . import prompts
+
+        key = hashlib.sha256(json.dumps([benchmark, limits[benchmark], str(self.root.path), prompts.PROMPT_VERSION,
+                                         asdict(cfg.model), str(self.base_model())], default=str).encode()).hexdigest()[:10]
         path = where / "eval" / f"{benchmark}-{key}.csv"
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])

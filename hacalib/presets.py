@@ -24,6 +24,8 @@ class Preset:
     qa_questions: int | None = None  # MSRVTT-QA questions (None: all)
     score_batch: int = 16  # packed sequences per forward when scoring
     mask_ratios: tuple = (0.0, 0.15, 0.30, 0.45, 0.60)
+    duplicates: str = "error"  # VideoCon rows repeated exactly: 'error', 'drop' (counted in finetune.json) or 'keep'
+    missing_videos: str = "error"  # training rows whose video is absent: 'error' or 'skip' (counted in finetune.json)
     extra: dict = field(default_factory=dict)
 
 
@@ -60,6 +62,8 @@ def _videollava_7b(smoke: bool) -> Preset:
                            mixed_precision="bf16", log_every=10, checkpoint_every=200)
     if smoke:
         finetune = replace(finetune, max_steps=4, grad_accum=1, warmup_steps=1, checkpoint_every=1000)
+    # The released VideoCon CSV repeats some rows verbatim; VideoCon's own training script drops them.
     return Preset(name="videollava-7b", smoke=smoke, model=model, finetune=finetune, base_model="videollava-7b",
+                  duplicates="drop",
                   velociti_per_test=8 if smoke else None, videocon_heldout=16 if smoke else 1000,
                   qa_questions=16 if smoke else None, score_batch=4)
