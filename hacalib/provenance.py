@@ -32,14 +32,21 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
+# Paths whose local changes make a result differ from the commit's code. Notebooks and figures are outputs
+# (a reproduction rewrites them), so they do not count.
+CODE_PATHS = ("hacalib", "bench", "pyproject.toml", "env")
+
+
 def git_commit(repo: str | Path | None = None) -> str:
-    """The commit of the checkout that holds `repo` (default: this package), with '+dirty' for local changes."""
+    """The commit of the checkout that holds `repo` (default: this package), '+dirty' if its code has local changes."""
     where = Path(repo) if repo else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True,
+                             check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               cwd=top, capture_output=True, text=True, timeout=10).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
