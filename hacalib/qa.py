@@ -51,7 +51,7 @@ def generate_texts(
         videos: one request per prompt; only its video (and `video_id`) are used, to load and group videos.
         prompt_texts: full prompts with one `<video>` (e.g. `prompts.qa_prompt(question)`).
         max_new_tokens: generation length limit.
-        batch_size: prompts of one video per `generate` call.
+        batch_size: prompts per `generate` call (consecutive videos share a call).
         video_cache, num_frames, device: as `hacalib.score.p_yes`.
     """
     from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -67,23 +67,34 @@ def generate_texts(
     load = VideoLoader(processor, num_frames, video_cache)
     dev = _device(model, device)
     out: list[str | None] = [None] * len(videos)
+    # Prompts in video order; a batch may span several videos (one `generate` call has a large fixed cost on
+    # small models), but each video's tower runs once: its features are repeated for its own rows only.
+    order = [i for group in _groups(videos) for i in group]
+    feats_of: dict[Any, torch.Tensor] = {}
     with torch.inference_mode():
-        for group in _groups(videos):
-            pixels = load(videos[group[0]])
-            feats = video_features(model, pixels[None])  # the vision tower once per video
-            # back to get_video_features' own layout (one row per frame), as generate passes it on
-            per_frame = feats.reshape(pixels.shape[0], -1, feats.shape[-1])
-            for start in range(0, len(group), batch_size):
-                idx = group[start : start + batch_size]
-                ids, att = _pad(prompt_ids(tok, [prompt_texts[i] for i in idx], nvt), tok.pad_token_id, "left")
-                encoded = BaseModelOutputWithPooling(pooler_output=per_frame.repeat(len(idx), 1, 1))
-                seqs = model.generate(
-                    input_ids=ids.to(dev), attention_mask=att.to(dev), mm_encoder_outputs={"video": encoded},
-                    max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                )
-                texts = tok.batch_decode(seqs[:, ids.shape[1] :], skip_special_tokens=True)
-                for i, t in zip(idx, texts):
-                    out[i] = t.strip()
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            for i in idx:
+                key = videos[i].key()
+                if key not in feats_of:
+                    pixels = load(videos[i])
+                    feats = video_features(model, pixels[None])  # the vision tower once per video
+                    # back to get_video_features' own layout (one row per frame), as generate passes it on
+                    feats_of[key] = feats.reshape(pixels.shape[0], -1, feats.shape[-1])
+            ids, att = _pad(prompt_ids(tok, [prompt_texts[i] for i in idx], nvt), tok.pad_token_id, "left")
+            frames = torch.cat([feats_of[videos[i].key()] for i in idx])
+            seqs = model.generate(
+                input_ids=ids.to(dev), attention_mask=att.to(dev),
+                mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=frames)},
+                max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            )
+            texts = tok.batch_decode(seqs[:, ids.shape[1] :], skip_special_tokens=True)
+            for i, t in zip(idx, texts):
+                out[i] = t.strip()
+            # a video whose questions are all answered is not needed again (videos come in order)
+            done = {videos[i].key() for i in idx} - {videos[j].key() for j in order[start + batch_size : start + 2 * batch_size]}
+            for key in done:
+                feats_of.pop(key, None)
     return out  # type: ignore[return-value]
 
 
