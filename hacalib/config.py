@@ -68,6 +68,12 @@ class TrainConfig:
     cache_vision_features: bool = _f(True, "packed: the frozen vision tower runs once per video, its features "
                                      "reused every epoch (same loss; off when the vision side trains)")
     vision_cache_dir: str = _f("", "also keep the cached video features on disk here (safetensors), for later runs; '' = memory only")
+    max_cached_videos: int = _f(2048, "decoded videos kept in host memory (least recently used out; 0 = none). 7B: "
+                                "8x3x224x224 fp32 = 4.8 MB a video, 2048 = 9.9 GB (VideoCon's >11k train videos "
+                                "would need >53 GB); unused while cache_vision_features holds the features")
+    max_cached_features: int = _f(2048, "cache_vision_features: videos whose features stay in host memory (least "
+                                  "recently used out, then read back from vision_cache_dir or recomputed; 0 = none). "
+                                  "7B: 2056x4096 bf16 = 16.8 MB a video, 2048 = 34 GB (all >11k: >185 GB)")
     output_dir: str = _f("runs/finetune", "where checkpoints, metrics and the final adapter go")
 
 

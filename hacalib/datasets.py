@@ -2,8 +2,9 @@
 
 `VideoTextDataset` turns encoded examples (token ids and labels, built by `hacalib.examples`) and the
 videos they point at into the dict a Video-LLaVA forward takes. Decoding and preprocessing a video is
-the expensive part and depends only on the video, so each processed tensor is cached in memory per
-video path: the second epoch (and every other example of the same video) is free.
+the expensive part and depends only on the video, so processed tensors are cached in memory per video
+path, least recently used first out once `max_cached_videos` are held (Video-LLaVA's 8 frames are ~4.8 MB
+a video: an unbounded cache of VideoCon's >11k training videos would not fit in host memory).
 
 `SeededBatchSampler` fixes the data order from a seed as a pure function of the micro-batch number, so a
 resumed run continues exactly where the interrupted one stopped and several processes read disjoint
@@ -12,6 +13,7 @@ slices of the same global batch.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -79,6 +81,8 @@ class VideoTextDataset(Dataset):
             the processor's video processor (see `processed_video_fn`).
         video_root: folder the relative video paths are relative to.
         source: file the examples came from, named in error messages.
+        max_cached_videos: most processed videos kept in memory (least recently used evicted and decoded
+            again when next needed); None keeps every video, 0 keeps none.
     """
 
     def __init__(
@@ -89,7 +93,10 @@ class VideoTextDataset(Dataset):
         *,
         video_root: str | Path | None = None,
         source: str | Path = "<examples>",
+        max_cached_videos: int | None = None,
     ):
+        if max_cached_videos is not None and max_cached_videos < 0:
+            raise ValueError(f"max_cached_videos must be >= 0 or None, got {max_cached_videos}")
         if len(encoded) != len(videos):
             raise ValueError(f"{len(encoded)} encoded examples but {len(videos)} video paths")
         for row, feats in enumerate(encoded):
@@ -104,16 +111,25 @@ class VideoTextDataset(Dataset):
         self.encoded = [{k: torch.as_tensor(f[k], dtype=torch.long) for k in keys} for f in encoded]
         self.videos = [root / v if root is not None and not Path(v).is_absolute() else Path(v) for v in videos]
         self.video_fn = video_fn
-        self._cache: dict[Path, torch.Tensor] = {}
+        self.max_cached_videos = max_cached_videos
+        self._cache: OrderedDict[Path, torch.Tensor] = OrderedDict()
+        self.decoded = 0  # video_fn calls (cache misses)
 
     def __len__(self) -> int:
         return len(self.encoded)
 
     def video(self, path: Path) -> torch.Tensor:
-        """The processed video for `path`, decoded once and then served from memory."""
-        if path not in self._cache:
-            self._cache[path] = self.video_fn(path)
-        return self._cache[path]
+        """The processed video for `path`, served from memory when cached, else decoded (and cached)."""
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        tensor = self.video_fn(path)
+        self.decoded += 1
+        if self.max_cached_videos != 0:
+            self._cache[path] = tensor
+            if self.max_cached_videos is not None and len(self._cache) > self.max_cached_videos:
+                self._cache.popitem(last=False)
+        return tensor
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {**self.encoded[i], "pixel_values_videos": self.video(self.videos[i])}
@@ -144,8 +160,11 @@ class PackedVideoDataset(Dataset):
     on the separate sequences (tested), at a fraction of the tokens.
 
     Args:
-        encoded, videos, video_fn, video_root, source: as for `VideoTextDataset`.
+        encoded, videos, video_fn, video_root, source, max_cached_videos: as for `VideoTextDataset`.
         max_segments: most examples in one packed sequence; a video with more is split into several items.
+        need_pixels: video key (str of its path) -> whether the item needs the processed video; False skips
+            decoding and the item's `pixel_values_videos` is None (e.g. `VisionFeatureCache.has` negated:
+            cached features make the pixels useless). Asked when the item is fetched. None: always.
     """
 
     def __init__(
@@ -157,10 +176,14 @@ class PackedVideoDataset(Dataset):
         video_root: str | Path | None = None,
         source: str | Path = "<examples>",
         max_segments: int = 16,
+        max_cached_videos: int | None = None,
+        need_pixels: Callable[[str], bool] | None = None,
     ):
         from .packing import pack
 
-        flat = VideoTextDataset(encoded, videos, video_fn, video_root=video_root, source=source)
+        flat = VideoTextDataset(encoded, videos, video_fn, video_root=video_root, source=source,
+                                max_cached_videos=max_cached_videos)
+        self.need_pixels = need_pixels
         self._videos = flat  # shares its video cache
         by_video: dict[Path, list[int]] = {}
         for i, v in enumerate(flat.videos):
@@ -181,7 +204,9 @@ class PackedVideoDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         video, packed = self.items[i]
-        return {"packed": packed, "pixel_values_videos": self._videos.video(video), "video": str(video)}
+        key = str(video)
+        pixels = self._videos.video(video) if self.need_pixels is None or self.need_pixels(key) else None
+        return {"packed": packed, "pixel_values_videos": pixels, "video": key}
 
 
 def _prefix_len(chunk: list[dict[str, torch.Tensor]]) -> int:
@@ -206,7 +231,9 @@ def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation
     segments are not shifted copies of each other, so the targets come already aligned), and
     `target_segments` (B, L): the batch-wide example number of each target (for per-example loss means);
     with `video_keys`, also `video_keys`: each row's video path (a list of str, the key of
-    `hacalib.feature_cache.VisionFeatureCache`; the training loop pops it before the forward).
+    `hacalib.feature_cache.VisionFeatureCache`; the training loop pops it before the forward). Items
+    whose pixels were skipped (`PackedVideoDataset.need_pixels`) need `video_keys`: pixel_values_videos
+    then stacks only the rows that have pixels (absent when none has) and `pixel_rows` lists their rows.
 
     Args:
         items: `PackedVideoDataset` items.
@@ -226,10 +253,16 @@ def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation
         "input_ids": batch.input_ids,
         "position_ids": batch.position_ids,
         "attention_mask": attention_mask_for(batch.segment_ids, attn_implementation, dtype),
-        "pixel_values_videos": torch.stack([it["pixel_values_videos"] for it in items]),
         "target_labels": targets,
         "target_segments": segments,
     }
+    rows = [i for i, it in enumerate(items) if it["pixel_values_videos"] is not None]
+    if rows:
+        out["pixel_values_videos"] = torch.stack([items[i]["pixel_values_videos"] for i in rows])
+    if len(rows) < len(items):
+        if not video_keys:
+            raise ValueError("items without pixels (cached features) need video_keys=True")
+        out["pixel_rows"] = rows
     if video_keys:
         out["video_keys"] = [it["video"] for it in items]
     return out

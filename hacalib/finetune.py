@@ -28,7 +28,7 @@ from .data.layout import DataRoot
 from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
 from .errors import DataError
 from .examples import answer_token_ids, build_examples, count_by_kind, encode
-from .feature_cache import VisionFeatureCache
+from .feature_cache import VisionFeatureCache, vision_is_frozen
 from .io import atomic_dir, read_json, write_json
 from .masking import Tagger
 from .models import add_lora, load_model, num_video_tokens
@@ -37,7 +37,7 @@ from .train import read_metrics, train
 MARKER = "finetune.json"
 # TrainConfig fields that change how a run is logged, not what it learns: left out of the cache key.
 NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "cache_vision_features",
-              "vision_cache_dir"}
+              "vision_cache_dir", "max_cached_videos", "max_cached_features"}
 
 
 MISSING_VIDEO_POLICIES = ("error", "skip")
@@ -168,17 +168,23 @@ def finetune(
     args = (encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames))
     vision_cache = None
     if cfg.packed:  # a video's targets behind one shared prefix (DESIGN.md section 7)
-        dataset = PackedVideoDataset(*args, source=root.videocon_csv, max_segments=cfg.max_segments)
-        collate = partial(packed_collate, pad_id=tok.pad_token_id,
-                          attn_implementation=model.config.text_config._attn_implementation,
-                          video_keys=cfg.cache_vision_features)
+        pixel_cache, need_pixels = cfg.max_cached_videos, None
         if cfg.cache_vision_features:  # the frozen vision tower once per video, not once per epoch
             identity = json.dumps({"base": base_model_id(base_model), "revision": model_cfg.revision,
                                    "dtype": model_cfg.dtype, "frames": model_cfg.num_frames,
                                    "precision": cfg.mixed_precision}, sort_keys=True)
-            vision_cache = VisionFeatureCache(identity, directory=cfg.vision_cache_dir or None)
+            vision_cache = VisionFeatureCache(identity, directory=cfg.vision_cache_dir or None,
+                                              max_videos=cfg.max_cached_features)
+            if vision_is_frozen(model.train()):  # else `train` warns and runs the tower on pixels every step
+                # pixels are needed only until a video's features are cached: no pixel cache, no decoding after
+                pixel_cache, need_pixels = 0, (lambda key, cache=vision_cache: not cache.has(key))
+        dataset = PackedVideoDataset(*args, source=root.videocon_csv, max_segments=cfg.max_segments,
+                                     max_cached_videos=pixel_cache, need_pixels=need_pixels)
+        collate = partial(packed_collate, pad_id=tok.pad_token_id,
+                          attn_implementation=model.config.text_config._attn_implementation,
+                          video_keys=cfg.cache_vision_features)
     else:
-        dataset = VideoTextDataset(*args, source=root.videocon_csv)
+        dataset = VideoTextDataset(*args, source=root.videocon_csv, max_cached_videos=cfg.max_cached_videos)
         collate = partial(pad_collate, pad_id=tok.pad_token_id)
 
     run_dir = out.with_name(out.name + ".run")

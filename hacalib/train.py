@@ -48,7 +48,7 @@ IGNORE_INDEX = -100
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})$")
 # Fields that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "cache_vision_features",
-                     "vision_cache_dir"}
+                     "vision_cache_dir", "max_cached_videos", "max_cached_features"}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -145,18 +145,21 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, Any], reduction: str = "
 
     Args:
         model: the model being trained (peft / accelerate wrappers included).
-        batch: a collate_fn's output (see `train`), optionally with `video_keys` (popped here).
+        batch: a collate_fn's output (see `train`), optionally with `video_keys` and `pixel_rows` (popped here).
         reduction: 'token' or 'sequence' (see `target_loss`).
         vision_cache: a `VisionFeatureCache`, only valid while the vision side is frozen (`train` checks it).
     """
     batch = dict(batch)
     keys = batch.pop("video_keys", None)
+    pixel_rows = batch.pop("pixel_rows", None)  # set when some rows' pixels were skipped (features cached)
+    if pixel_rows is not None and (vision_cache is None or keys is None):
+        raise ValueError("the batch lacks some videos' pixels (their features were cached) but no feature cache is used")
     if "target_labels" not in batch:
         targets, examples = _shifted(batch.pop("labels"))
         return target_loss(model(**batch).logits, targets, examples, reduction)
     targets, examples = batch.pop("target_labels"), batch.pop("target_segments")
     if vision_cache is not None and keys is not None:
-        batch = vision_cache.model_inputs(model, batch, keys)
+        batch = vision_cache.model_inputs(model, batch, keys, pixel_rows)
     keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
     logits = model(**batch, logits_to_keep=keep).logits
     return target_loss(logits, targets[:, keep], examples[:, keep], reduction)

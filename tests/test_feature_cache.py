@@ -179,3 +179,74 @@ def test_repeated_keys_in_a_batch_run_the_tower_once():
     assert cache.tower_videos == 1 and torch.equal(feats[0], feats[1])
     with pytest.raises(ValueError, match="2 video keys for 1 videos"):
         cache.features(model, ["a", "b"], pixels[:1])
+
+
+def test_lru_bound_evicts_and_recomputes_or_reloads_from_disk(tmp_path):
+    model, processor = lora_toy()
+    batch = collate(processor, packed_data(processor))
+    keys, pixels = batch["video_keys"], batch["pixel_values_videos"]
+    full = VisionFeatureCache().features(model, keys, pixels)
+
+    small = VisionFeatureCache(max_videos=2)
+    for i in range(3):
+        small.features(model, keys[i:i + 1], pixels[i:i + 1])
+    assert len(small) == 2 and not small.has("v0.mp4") and small.has("v1.mp4") and small.has("v2.mp4")
+    small.features(model, keys[1:2], pixels[1:2])  # a hit makes v1 the most recently used: v2 goes next
+    small.features(model, keys[:1], pixels[:1])
+    assert small.tower_videos == 4 and small.has("v0.mp4") and small.has("v1.mp4") and not small.has("v2.mp4")
+    assert torch.equal(small.features(model, keys, pixels), full)  # v2 recomputed; the batch outlives evictions
+    assert small.tower_videos == 5 and len(small) == 2
+
+    none = VisionFeatureCache(max_videos=0)
+    assert torch.equal(none.features(model, keys, pixels), full) and len(none) == 0 and none.tower_videos == 3
+
+    disk = VisionFeatureCache(directory=tmp_path / "feats", max_videos=1)
+    disk.features(model, keys, pixels)
+    assert disk.tower_videos == 3 and len(disk) == 1
+    assert all(disk.has(k) for k in keys)  # evicted from memory, still on disk
+    # evicted videos come back from disk, without pixels
+    got = disk.features(model, keys, None, pixel_rows=[])
+    assert torch.equal(got, full) and disk.tower_videos == 3 and disk.disk_hits == 2
+
+    with pytest.raises(ValueError, match="v0.mp4.*neither cached nor computable"):
+        VisionFeatureCache().features(model, keys[:1], None, pixel_rows=[])
+    with pytest.raises(ValueError, match="max_videos"):
+        VisionFeatureCache(max_videos=-1)
+
+
+def test_skipped_pixels_of_cached_videos_give_the_same_loss():
+    model, processor = lora_toy()
+    dataset = packed_data(processor)
+    ref = batch_loss(model, collate(processor, dataset), vision_cache=VisionFeatureCache())
+
+    cache = VisionFeatureCache(max_videos=2)
+    dataset.need_pixels = lambda key: not cache.has(key)
+    dataset._videos.max_cached_videos = 0  # as finetune sets it: no pixel cache, every decode counted
+    dataset._videos._cache.clear()
+    calls = []
+    video_fn = dataset._videos.video_fn
+    dataset._videos.video_fn = lambda path: calls.append(path.name) or video_fn(path)
+    first = collate(processor, dataset)
+    assert "pixel_rows" not in first and first["pixel_values_videos"].shape[0] == 3
+    assert torch.equal(batch_loss(model, first, vision_cache=cache), ref)
+    second = collate(processor, dataset)  # v1 and v2 cached: only v0 decoded
+    assert second["pixel_rows"] == [0] and second["pixel_values_videos"].shape[0] == 1
+    assert torch.equal(batch_loss(model, second, vision_cache=cache), ref)
+    assert calls.count("v0.mp4") == 2 and calls.count("v1.mp4") == calls.count("v2.mp4") == 1
+    with pytest.raises(ValueError, match="no feature cache"):
+        batch_loss(model, second)
+    dataset.need_pixels = lambda key: False
+    with pytest.raises(ValueError, match="need video_keys"):
+        collate(processor, dataset, keys=False)
+
+
+def test_a_tiny_feature_bound_trains_to_the_same_losses(tmp_path):
+    model, processor = lora_toy()
+    bounded = VisionFeatureCache(max_videos=1)
+    seen = tower_counter(model)
+    small = run_two_epochs(tmp_path, model, processor, bounded, "bounded")
+    assert sum(seen) == 3 + 2 and bounded.tower_videos == 5  # the 2 evicted videos recomputed in epoch 2
+
+    model, processor = lora_toy()
+    full = run_two_epochs(tmp_path, model, processor, VisionFeatureCache(), "full")
+    assert small.losses == full.losses

@@ -36,6 +36,27 @@ def test_items_carry_tokens_and_the_cached_video(tmp_path):
     assert batch["input_ids"].shape == (3, 5) and batch["pixel_values_videos"].shape == (3, 8, 3, 4, 4)
 
 
+def test_pixel_cache_is_a_bounded_lru():
+    calls: list[str] = []
+
+    def video_fn(path: Path) -> torch.Tensor:
+        calls.append(path.name)
+        return torch.full((1,), float(ord(path.name[0])))
+
+    names = ["a", "b", "a", "c", "b", "a"]
+    ds = VideoTextDataset([encoded(3)] * 6, names, video_fn, max_cached_videos=2)
+    got = [ds[i]["pixel_values_videos"].item() for i in range(6)]
+    assert got == [float(ord(n)) for n in names]  # same items as unbounded
+    # a, b cached; a hit (a most recent); c evicts b; b evicts a; a decoded again
+    assert calls == ["a", "b", "c", "b", "a"] and ds.decoded == 5 and len(ds._cache) == 2
+    none = VideoTextDataset([encoded(3)] * 6, names, video_fn, max_cached_videos=0)
+    calls.clear()
+    [none[i] for i in range(6)]
+    assert calls == names and not none._cache
+    with pytest.raises(ValueError, match="max_cached_videos"):
+        VideoTextDataset([encoded(3)], ["a"], video_fn, max_cached_videos=-1)
+
+
 def test_bad_encodings_name_the_source_and_row():
     bad = encoded(3)
     bad["labels"] = bad["labels"][:2]
