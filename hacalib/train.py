@@ -15,10 +15,12 @@ Batches come either padded, one example per row with HF-convention `labels` (`pa
 one video per row with its examples as segments behind the shared prefix and targets already aligned
 (`hacalib.datasets.packed_collate`); the loss is the same either way (tested).
 
-Checkpoints (`output_dir/checkpoints/step_NNNNNNNN`) hold the trainable weights, optimizer, scheduler,
-every process's RNG state and the step (the data position: the sampler is a function of it). They are
-written into a hidden `.partial` folder and renamed when complete, so a folder with the final name is
-always whole; resume takes the newest one.
+Checkpoints (`output_dir/checkpoints/step_NNNNNNNN`) hold the trainable weights (safetensors), the optimizer
+and every process's RNG state (accelerate's `save_state`; it reads them back with `weights_only=True`), and
+`training_state.json`: the step (the data position: the sampler is a function of it), the configuration and
+the LR scheduler's state, as JSON so that resuming unpickles nothing of ours (accelerate's custom objects are
+pickles loaded with `weights_only=False`). They are written into a hidden `.partial` folder and renamed when
+complete, so a folder with the final name is always whole; resume takes the newest one.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ from torch.utils.data import DataLoader, Dataset
 from .config import TrainConfig
 from .datasets import SeededBatchSampler
 from .errors import DataError
-from .io import write_json, write_text
+from .io import read_json, write_json, write_text
 
 IGNORE_INDEX = -100
 CHECKPOINT_RE = re.compile(r"^step_(\d{8})$")
+TRAINING_STATE = "training_state.json"  # in each checkpoint: step, resume key (config), scheduler state
 # Fields that may change between an interrupted run and its resumption without changing the result.
 RESUMABLE_CHANGES = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "cache_vision_features",
                      "vision_cache_dir", "max_cached_videos", "max_cached_features"}
@@ -80,21 +83,6 @@ class TrainResult:
     @property
     def metrics_path(self) -> Path:
         return self.output_dir / "metrics.jsonl"
-
-
-class _Progress:
-    """The checkpointed training position (registered with accelerate's checkpointing)."""
-
-    def __init__(self, config: dict):
-        self.step = 0
-        self.config = config
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "config": json.dumps(self.config, sort_keys=True)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-        self.saved_config = json.loads(state["config"])
 
 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "token") -> torch.Tensor:
@@ -227,8 +215,7 @@ def train(
     # The scheduler is not prepared: accelerate would step it once per process per optimizer step.
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    state = _Progress(_resume_key(cfg))
-    accelerator.register_for_checkpointing(state, scheduler)
+    resume_key = _resume_key(cfg)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     # Checkpoints hold only the trained weights (the LoRA adapter, not the 7B base).
     hook = accelerator.register_save_state_pre_hook(lambda models, weights, _: _keep_trainable(models, weights))
@@ -237,9 +224,12 @@ def train(
     latest = latest_checkpoint(ckpt_root) if resume else None
     if latest is not None:
         _check_checkpoint(latest, trainable)
+        saved = read_training_state(latest)
+        _check_config(latest, saved["config"], resume_key)
         accelerator.load_state(str(latest), strict=False)
-        _check_config(latest, state.saved_config, state.config)
-        start_step = state.step
+        _check_rng_restored(latest, accelerator.process_index)
+        scheduler.load_state_dict(saved["scheduler"])
+        start_step = saved["step"]
     metrics = out / "metrics.jsonl"
     if accelerator.is_main_process:
         write_text(metrics, _metric_lines_upto(metrics, start_step))
@@ -299,8 +289,8 @@ def train(
                 f.write(json.dumps(record) + "\n")
             t_log, logged = now, step
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-            state.step = step
-            save_checkpoint(accelerator, ckpt_root, step, keep=cfg.keep_checkpoints)
+            state = {"step": step, "config": resume_key, "scheduler": scheduler.state_dict()}
+            save_checkpoint(accelerator, ckpt_root, step, state, keep=cfg.keep_checkpoints)
     bar.close()
     wall = time.perf_counter() - t0
     hook.remove()
@@ -316,14 +306,27 @@ def train(
     return TrainResult(out, final_dir, start_step, cfg.max_steps, losses, wall, ran * samples_per_step / max(wall, 1e-9))
 
 
-def save_checkpoint(accelerator: Any, ckpt_root: Path, step: int, keep: int = 2) -> Path:
-    """Write a complete checkpoint for `step` (all processes call this) and keep the newest `keep`."""
+def save_checkpoint(accelerator: Any, ckpt_root: Path, step: int, state: dict, keep: int = 2) -> Path:
+    """Write a complete checkpoint for `step` (all processes call this) and keep the newest `keep`.
+
+    Args:
+        accelerator: the run's accelerator (`save_state` writes weights, optimizer and RNG states).
+        ckpt_root: the checkpoints folder.
+        step: the optimizer step just finished.
+        state: the training state written as `training_state.json`, plain JSON: {"step", "config",
+            "scheduler"} (see `read_training_state`).
+        keep: complete checkpoints kept (the newest; 0 keeps all).
+    """
     final = ckpt_root / f"step_{step:08d}"
     partial = ckpt_root / f".step_{step:08d}.partial"
     if accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
+    if accelerator.is_main_process:
+        # no default=str: a scheduler state that is not plain JSON must fail here, not come back altered
+        text = json.dumps(state, indent=2, sort_keys=True, allow_nan=False)
+        write_text(partial / TRAINING_STATE, text + "\n")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _replace_dir(partial, final)
@@ -382,6 +385,36 @@ def _check_checkpoint(ckpt: Path, trainable: set[str]) -> None:
         extra, missing = sorted(saved - trainable), sorted(trainable - saved)
         key = (extra or missing)[0]
         raise DataError(weights, f"checkpoint does not match the model: {len(extra)} unexpected and {len(missing)} missing trainable weights", key=key)
+
+
+def read_training_state(ckpt: str | Path) -> dict:
+    """A checkpoint's `training_state.json`: {"step": int, "config": dict, "scheduler": dict}."""
+    path = Path(ckpt) / TRAINING_STATE
+    if not path.is_file() and any(Path(ckpt).glob("custom_checkpoint_*.pkl")):
+        raise DataError(path, "checkpoint written by an older hacalib (pickled training state, not loaded for "
+                        "safety); use a new output_dir or resume=False")
+    state = read_json(path)
+    kinds = {"step": int, "config": dict, "scheduler": dict}
+    if not isinstance(state, dict):
+        raise DataError(path, "training state is not a JSON object")
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise DataError(path, f"training state lacks {key!r} or it is not a {kind.__name__}", key=key)
+    return state
+
+
+def _check_rng_restored(ckpt: Path, process_index: int) -> None:
+    """accelerate's `load_state` only logs when it cannot read a process's RNG states; a resume without them
+    would silently diverge (dropout), so compare the torch RNG with the saved one (read with weights_only)."""
+    from accelerate.utils import load
+
+    path = ckpt / f"random_states_{process_index}.pkl"
+    try:
+        saved = load(path, weights_only=True)["torch_manual_seed"]
+    except Exception as exc:
+        raise DataError(path, f"RNG states unreadable ({exc})") from exc
+    if not torch.equal(saved, torch.get_rng_state()):
+        raise DataError(path, "RNG states were not restored by accelerate's load_state")
 
 
 def _check_config(ckpt: Path, saved: dict, current: dict) -> None:

@@ -197,3 +197,41 @@ def test_sequence_reduction_trains_and_differs(tmp_path):
     seq = train(tiny_llama(), data, config(tmp_path, "seq", max_steps=3, loss_reduction="sequence"), collate_fn=stack, progress=False)
     assert tok.losses[0] != seq.losses[0]
     assert json.loads((Path(seq.output_dir) / "train_config.json").read_text())["loss_reduction"] == "sequence"
+
+
+def test_checkpoints_hold_no_pickles_of_ours_and_the_rest_loads_weights_only(tmp_path):
+    from accelerate.utils.other import TORCH_SAFE_GLOBALS
+
+    from hacalib.train import read_training_state
+
+    cfg = config(tmp_path, "run", max_steps=4)
+    train(tiny_llama(), token_data(), cfg, collate_fn=stack, progress=False)
+    ckpt = Path(cfg.output_dir) / "checkpoints/step_00000004"
+    names = sorted(p.name for p in ckpt.iterdir())
+    # accelerate's own: weights (safetensors), optimizer and this process's RNG states; ours: JSON
+    assert names == ["model.safetensors", "optimizer.bin", "random_states_0.pkl", "training_state.json"]
+    state = read_training_state(ckpt)
+    assert state["step"] == 4 and state["config"]["lr"] == cfg.lr and state["scheduler"]["last_epoch"] == 4
+    # accelerate reads these back with weights_only=True (numpy RNG arrays through its allow-list)
+    with torch.serialization.safe_globals(TORCH_SAFE_GLOBALS):
+        rng = torch.load(ckpt / "random_states_0.pkl", weights_only=True)
+    assert isinstance(rng["torch_manual_seed"], torch.Tensor)
+    assert "state" in torch.load(ckpt / "optimizer.bin", weights_only=True)
+
+    # a broken or pickled training state is refused, naming the file and key
+    (ckpt / "training_state.json").write_text(json.dumps({**state, "step": "4"}))
+    with pytest.raises(DataError, match=r"training_state\.json.*step"):
+        train(tiny_llama(), token_data(), cfg, collate_fn=stack, progress=False)
+    (ckpt / "training_state.json").unlink()
+    (ckpt / "custom_checkpoint_0.pkl").write_bytes(b"pickle")
+    with pytest.raises(DataError, match="older hacalib"):
+        train(tiny_llama(), token_data(), cfg, collate_fn=stack, progress=False)
+
+
+def test_resume_refuses_rng_states_accelerate_could_not_restore(tmp_path):
+    cfg = config(tmp_path, "run", max_steps=4)
+    train(tiny_llama(), token_data(), cfg, collate_fn=stack, progress=False)
+    rng = Path(cfg.output_dir) / "checkpoints/step_00000004/random_states_0.pkl"
+    rng.write_bytes(b"truncated")  # accelerate only logs "Could not load random states"
+    with pytest.raises(DataError, match=r"random_states_0\.pkl.*RNG states unreadable"):
+        train(tiny_llama(), token_data(), cfg, collate_fn=stack, progress=False)
