@@ -9,6 +9,7 @@ notebooks that need the same training run share it instead of repeating it.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,15 +71,24 @@ def select_notebooks(notebooks_dir: Path, only: Sequence[str] = ()) -> list[Path
     return chosen
 
 
+def _for_notebook(path: Path, cfg: ReproduceConfig) -> str:
+    """A path as the notebooks see it: relative to notebooks/ when it lies in or beside the project, so the
+    committed notebooks show `../figures` rather than one machine's absolute paths."""
+    path = Path(path).resolve()
+    if path.is_relative_to(cfg.project_root.resolve().parent):
+        return os.path.relpath(path, cfg.project_root.resolve() / "notebooks")
+    return str(path)
+
+
 def notebook_parameters(cfg: ReproduceConfig) -> dict:
     return {
         "preset": cfg.preset,
         "data_root": cfg.data_root,
         "seeds": list(cfg.seeds),
         "smoke": cfg.smoke,
-        "out_dir": str(cfg.out_dir),
-        "cache_dir": str(cfg.cache_dir),
-        "fixtures_dir": str(cfg.fixtures),
+        "out_dir": _for_notebook(cfg.out_dir, cfg),
+        "cache_dir": _for_notebook(cfg.cache_dir, cfg),
+        "fixtures_dir": _for_notebook(cfg.fixtures, cfg),
     }
 
 

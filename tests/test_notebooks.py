@@ -27,7 +27,9 @@ NOTEBOOKS = select_notebooks(PROJECT_ROOT / "notebooks")
 def test_notebooks_run_in_smoke_mode_under_nbval(tmp_path):
     cfg = ReproduceConfig(project_root=tmp_path, smoke=True,
                           fixtures_dir=str(PROJECT_ROOT.parent / "shared" / "fixtures"))
-    params = notebook_parameters(cfg)
+    # absolute paths: the copies must write under tmp_path whatever folder the kernel starts in
+    params = {**notebook_parameters(cfg), "out_dir": str(cfg.out_dir), "cache_dir": str(cfg.cache_dir),
+              "fixtures_dir": str(cfg.fixtures)}
     copies = []
     for nb in NOTEBOOKS:
         declared = pm.inspect_notebook(str(nb))
