@@ -19,7 +19,7 @@ Checkpoints (`output_dir/checkpoints/step_NNNNNNNN`) hold the trainable weights 
 and every process's RNG state (accelerate's `save_state`; it reads them back with `weights_only=True`), and
 `training_state.json`: the step (the data position: the sampler is a function of it), the configuration and
 the LR scheduler's state, as JSON so that resuming unpickles nothing of ours (accelerate's custom objects are
-pickles loaded with `weights_only=False`). They are written into a hidden `.partial` folder and renamed when
+pickles that would be unpickled without the weights-only guard). They are written into a hidden `.partial` folder and renamed when
 complete, so a folder with the final name is always whole; resume takes the newest one.
 """
 
