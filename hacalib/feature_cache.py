@@ -29,16 +29,11 @@ import torch
 
 from .errors import DataError
 from .io import atomic_path
-from .packing import unwrap, video_features
-
-
-def _vlm(model: torch.nn.Module) -> torch.nn.Module:
-    """The VideoLlavaForConditionalGeneration inside DDP (`.module`) and peft wrappers."""
-    return unwrap(getattr(model, "module", model))
+from .packing import unwrap, video_embeds, video_features
 
 
 def _vision_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    inner = _vlm(model).model
+    inner = unwrap(model).model
     return [inner.video_tower, inner.multi_modal_projector]
 
 
@@ -54,24 +49,6 @@ def vision_is_frozen(model: torch.nn.Module) -> bool:
             if m.training and isinstance(p, float) and p > 0:
                 return False
     return True
-
-
-def video_embeds(model: torch.nn.Module, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Token embeddings (B, L, hidden) with each row's video features scattered into its `<video>` positions,
-    as `VideoLlavaModel.forward` does.
-
-    Args:
-        model: a Video-LLaVA model (or a peft / DDP wrapper of one).
-        input_ids: (B, L) token ids, each row with as many `<video>` tokens as a video has features.
-        features: (B, tokens per video, hidden) the video features of each row.
-    """
-    base = _vlm(model)
-    embeds = base.get_input_embeddings()(input_ids)
-    is_video = input_ids == base.config.video_token_id
-    counts = is_video.sum(dim=1)
-    if not bool((counts == features.shape[1]).all()):
-        raise ValueError(f"rows hold {counts.tolist()} <video> tokens but each video has {features.shape[1]} features")
-    return embeds.masked_scatter(is_video[..., None], features.to(embeds.device, embeds.dtype))
 
 
 class VisionFeatureCache:
@@ -159,14 +136,14 @@ class VisionFeatureCache:
                 raise ValueError(f"video {key}: features neither cached nor computable (its pixels were not loaded)")
         if missing:
             with torch.no_grad():
-                feats = video_features(_vlm(model), pixel_values_videos[list(missing.values())])
+                feats = video_features(unwrap(model), pixel_values_videos[list(missing.values())])
             self.tower_videos += len(missing)
             for key, f in zip(missing, feats):
                 got[key] = f.to(self.storage)
                 self._save(model, key, got[key])
         for key, f in got.items():
             self._remember(key, f)
-        device = next(_vlm(model).parameters()).device
+        device = next(unwrap(model).parameters()).device
         return torch.stack([got[k] for k in keys]).to(device, non_blocking=True)
 
     def model_inputs(self, model: torch.nn.Module, batch: dict[str, Any], keys: Sequence[str],

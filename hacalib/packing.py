@@ -254,8 +254,27 @@ def attention_mask_for(segment_ids: torch.Tensor, attn_implementation: str, dtyp
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The `VideoLlavaForConditionalGeneration` inside a peft wrapper (LoRA layers stay in place)."""
+    """The `VideoLlavaForConditionalGeneration` inside DDP (`.module`) and peft wrappers (LoRA layers stay)."""
+    model = getattr(model, "module", model)
     return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def video_embeds(model: torch.nn.Module, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Token embeddings (B, L, hidden) with each row's video features scattered into its `<video>` positions,
+    as `VideoLlavaModel.forward` does.
+
+    Args:
+        model: a Video-LLaVA model (or a peft / DDP wrapper of one).
+        input_ids: (B, L) token ids, each row with as many `<video>` tokens as a video has features.
+        features: (B, tokens per video, hidden) the video features of each row.
+    """
+    base = unwrap(model)
+    embeds = base.get_input_embeddings()(input_ids)
+    is_video = input_ids == base.config.video_token_id
+    counts = is_video.sum(dim=1)
+    if not bool((counts == features.shape[1]).all()):
+        raise ValueError(f"rows hold {counts.tolist()} <video> tokens but each video has {features.shape[1]} features")
+    return embeds.masked_scatter(is_video[..., None], features.to(embeds.device, embeds.dtype))
 
 
 def video_features(model: torch.nn.Module, pixel_values_videos: torch.Tensor) -> torch.Tensor:
@@ -283,16 +302,8 @@ def packed_hidden(model: torch.nn.Module, batch: PackedBatch, features: torch.Te
         features: (B, tokens per video, hidden) video features of each row's video (from `video_features`;
             rows of the same video may share one computed tensor).
     """
-    base = unwrap(model)
-    vlm = base.model
-    embeds = vlm.get_input_embeddings()(batch.input_ids)
-    is_video = batch.input_ids == base.config.video_token_id
-    counts = is_video.sum(dim=1)
-    if not bool((counts == features.shape[1]).all()):
-        raise ValueError(f"rows hold {counts.tolist()} <video> tokens but each video has {features.shape[1]} features")
-    # the same scatter as VideoLlavaModel.forward: features in order into the <video> positions
-    embeds = embeds.masked_scatter(is_video[..., None], features.to(embeds.dtype))
-    lm = vlm.language_model
+    embeds = video_embeds(model, batch.input_ids, features)
+    lm = unwrap(model).model.language_model
     mask = attention_mask_for(batch.segment_ids, lm.config._attn_implementation, embeds.dtype)
     out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=batch.position_ids, use_cache=False)
     return out.last_hidden_state
