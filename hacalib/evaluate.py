@@ -63,6 +63,14 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     })
 
 
+def heldout_rows(root: DataRoot, split: str = "test", limit: int | None = None) -> list:
+    """The VideoCon rows of `split` (the first `limit`), every video checked to exist before any scoring."""
+    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
+    rows = list(_limit(rows, limit))
+    _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
+    return rows
+
+
 def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
                    video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
                    **score_kw: Any) -> pd.DataFrame:
@@ -71,9 +79,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
 
     Returns columns misalignment, video, caption, neg_caption, p_true, p_false.
     """
-    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
-    rows = list(_limit(rows, limit))
-    _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
+    rows = heldout_rows(root, split, limit)
     requests = [ScoreRequest(r.video_path, cap) for r in rows for cap in (r.caption, r.neg_caption)]
     scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
@@ -126,9 +132,7 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     Returns columns misalignment, video, caption, neg_caption, answer, says_no, correction, differs_from_contrast,
     overlap_true, overlap_contrast.
     """
-    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
-    rows = list(_limit(rows, limit))
-    _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
+    rows = heldout_rows(root, split, limit)
     answers = generate_corrections(model, processor, [ScoreRequest(r.video_path, r.neg_caption) for r in rows],
                                    video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .metrics import bootstrap_ci, classic_vle, is_collapsed, pyes_spread, strict_vle, t_interval
-from .metrics.retrieval import average_precision, hit_at_k, tie_summary, videocon_ap
+from .metrics.retrieval import average_precision, hit_at_k, videocon_ap
 
 ROWS = ("pretrained", "entail", "haca", "haca_mask")
 ROW_LABELS = {"pretrained": "Pretrained", "entail": "Entail-only FT", "haca": "HACA", "haca_mask": "HACA + mask"}
@@ -29,6 +29,11 @@ def collapse_report(runs: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
     for (row, seed), scores in runs.items():
         rows.append({"row": row, "seed": seed, **pyes_spread(scores), "collapsed": bool(is_collapsed(scores))})
     return pd.DataFrame(rows)
+
+
+def collapsed_runs(report: pd.DataFrame) -> set[tuple[str, int]]:
+    """The (row, seed) runs a `collapse_report` flags: the `collapsed` argument of `summarize_runs`."""
+    return set(report.loc[report["collapsed"], ["row", "seed"]].itertuples(index=False, name=None))
 
 
 def velociti_per_item(items: pd.DataFrame) -> pd.DataFrame:
@@ -52,9 +57,6 @@ def retrieval_per_query(scores: np.ndarray, match: np.ndarray, name: str) -> pd.
         out[f"R@{k}"] = hit_at_k(scores, match, k)
     return out
 
-
-def retrieval_ties(scores: np.ndarray, match: np.ndarray) -> dict:
-    return tie_summary(scores, match)
 
 
 def summarize_runs(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metrics: Sequence[str], *,
@@ -136,7 +138,7 @@ def per_seed_values(per_item: dict[tuple[str, int], pd.DataFrame], row: str, gro
     return out
 
 
-def claim_check(summary: pd.DataFrame, per_item: dict[tuple[str, int], pd.DataFrame], group: str, metric: str,
+def claim_check(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metric: str,
                 claims: Sequence[tuple[str, str, str, str]], *,
                 collapsed: set[tuple[str, int]] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
     """Test claims "row A beats row B on group G": the difference A - B with a 95% t-interval over seeds.

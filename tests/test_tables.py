@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hacalib.tables import collapse_report, format_cell, pivot, summarize_runs, velociti_per_item
+from hacalib.tables import collapse_report, collapsed_runs, format_cell, pivot, summarize_runs, velociti_per_item
 
 
 def _items(p_pos, p_neg, test="agent_bind"):
@@ -37,7 +37,7 @@ def test_collapsed_runs_are_left_out_and_never_shown_as_numbers():
     per_item = {("entail", 0): const, ("entail", 1): const, ("haca", 0): good, ("haca", 1): const}
     runs = {k: np.r_[df["classic_vle"] * 0 + 0.5] for k, df in per_item.items()}
     runs[("haca", 0)] = np.array([0.9, 0.1, 0.8, 0.2])
-    collapsed = set(collapse_report(runs).query("collapsed")[["row", "seed"]].itertuples(index=False, name=None))
+    collapsed = collapsed_runs(collapse_report(runs))
     assert collapsed == {("entail", 0), ("entail", 1), ("haca", 1)}
     out = summarize_runs(per_item, "test", ["classic_vle"], collapsed=collapsed).set_index("row")
     assert np.isnan(out.loc["entail", "value"]) and out.loc["entail", "collapsed_runs"] == 2
