@@ -171,6 +171,33 @@ def test_pretraining_yes_no_balanced_and_grounded(world):
     assert {p["task"] for p in pre} == {"caption", "qa", "entail", "exist", "template"}
 
 
+def test_pretraining_questions_cover_every_type_and_are_right(world):
+    """Every question type is asked (a fixed type order once left "where" out for good), "when" answers the
+    event's place in the sequence, and existence answers match the scene (half the absent ones near misses)."""
+    from hacalib.toyworld.questions import all_questions
+
+    root, _, scenes = world
+    pre = [json.loads(line) for line in (root / "pretrain" / "pretrain.jsonl").read_text().splitlines()]
+    asked = Counter(p["prompt"].split()[0] for p in pre if p["task"] == "qa")
+    assert {"how", "what", "where", "when"} <= set(asked), asked
+    near = 0
+    for p in pre:
+        scene = scenes[f"pretrain/videos/{p['video']}"][1]
+        if p["task"] == "qa":
+            assert (p["prompt"], p["answer"]) in [(q, a) for q, a, _ in all_questions(scene)]
+        if p["task"] == "exist":
+            key = tuple(p["prompt"].removeprefix("is there a ").removesuffix("?").split())
+            assert (key in scene.agent_keys()) == (p["answer"] == "Yes"), p
+            near += p["answer"] == "No" and any(sum(x != y for x, y in zip(key, k)) == 1 for k in scene.agent_keys())
+    assert near > 0
+    for _, scene in scenes.values():
+        for q, a, kind in all_questions(scene):
+            if kind == "when":
+                k = ("first", "second", "third").index(a)
+                ev, agent = scene.events[k], scene.agents[scene.events[k].agent]
+                assert f"{agent.size} {agent.color} {agent.shape}" in q and ev.action.split("_")[-1] in q
+
+
 def test_deterministic_and_rerun_is_skipped(world, tmp_path):
     root, manifest, _ = world
     again = build_world(tmp_path / "a", size="smoke", seed=0)

@@ -219,7 +219,7 @@ def _subset(scene: Scene, rng: np.random.Generator) -> Description:
     return describe(scene, idx, with_count=bool(rng.random() < 0.5))
 
 
-def make_pretrain(src: SceneSource, rng: np.random.Generator, n_videos: int, qa_per_video: int = 2):
+def make_pretrain(src: SceneSource, rng: np.random.Generator, n_videos: int, qa_per_video: int = 4):
     """Records of `pretrain.jsonl`: captioning, QA, grounded yes/no questions (balanced) and templates.
 
     The "No" entailment examples use the caption of another pretraining video (false of this one, and
@@ -247,8 +247,9 @@ def make_pretrain(src: SceneSource, rng: np.random.Generator, n_videos: int, qa_
                 break
         if n_videos > 1:
             rec("entail", ENTAIL_INSTRUCTION.format(caption=realize(wrong)), NO)
-        question, yes = existence_question(scene, rng, answer_yes=bool(i % 2 == 0))
-        rec("exist", question, YES if yes else NO)
+        for yes in (True, False):  # one present and one absent shape per video: balanced, and a contrast
+            question, _ = existence_question(scene, rng, answer_yes=yes)
+            rec("exist", question, YES if yes else NO)
         if len(scene.events) == 1:
             matching = [t for t, p in SSV2_TEMPLATES.items() if p == scene.events[0].action]
             rec("template", TEMPLATE_INSTRUCTION, matching[0])

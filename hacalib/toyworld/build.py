@@ -27,7 +27,7 @@ from .render import render
 from .scene import Scene, scene_from_dict, scene_to_dict
 
 # Bump when the world's content changes for the same seed (a rebuild is then forced).
-WORLD_VERSION = "1"
+WORLD_VERSION = "2"
 MANIFEST = "toyworld.json"
 SCENES = "scenes.jsonl"
 
