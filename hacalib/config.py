@@ -89,7 +89,7 @@ def to_dict(cfg: Any) -> dict:
 @dataclass
 class PretrainConfig:
     seed: int = _f(0, "seed for the toy model's initial weights, data order and dropout")
-    steps: int = _f(2400, "optimizer steps of toy pretraining (all parameters, from scratch)")
+    steps: int = _f(4800, "optimizer steps of toy pretraining (all parameters, from scratch)")
     batch_size: int = _f(8, "examples per step per process (packed: videos per step, each with all its examples)")
     packed: bool = _f(True, "one packed sequence per video (prefix once, examples as segments; DESIGN.md section 7)")
     max_segments: int = _f(16, "packed: most examples in one packed sequence")

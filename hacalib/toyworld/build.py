@@ -46,7 +46,7 @@ class WorldSize:
 
 SIZES = {
     "smoke": WorldSize(pretrain=42, videocon_train=35, videocon_test=14, velociti=18, ssv2_per_template=3, msrvtt_qa=12),
-    "default": WorldSize(pretrain=4000, videocon_train=1400, videocon_test=280, velociti=300, ssv2_per_template=30,
+    "default": WorldSize(pretrain=4000, videocon_train=1400, videocon_test=700, velociti=300, ssv2_per_template=30,
                          msrvtt_qa=300),
 }
 
