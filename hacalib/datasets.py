@@ -266,3 +266,39 @@ def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation
     if video_keys:
         out["video_keys"] = [it["video"] for it in items]
     return out
+
+
+def training_data(
+    encoded: Sequence[dict[str, Any]],
+    videos: Sequence[str],
+    video_fn: Callable[[Path], torch.Tensor],
+    *,
+    packed: bool,
+    pad_id: int,
+    attn_implementation: str = "sdpa",
+    video_root: str | Path | None = None,
+    source: str | Path = "<examples>",
+    max_segments: int = 16,
+    max_cached_videos: int | None = None,
+    need_pixels: Callable[[str], bool] | None = None,
+    video_keys: bool = False,
+) -> tuple[Dataset, Callable[[list], dict[str, Any]]]:
+    """The dataset and collate function of a training run, packed or one padded row per example.
+
+    Packed: `PackedVideoDataset` + `packed_collate` (the loss is the same as unpacked, at a fraction of the
+    tokens); otherwise `VideoTextDataset` + `pad_collate`. `max_segments`, `need_pixels` and `video_keys`
+    only apply when packed; the other arguments are those of the two datasets and collators.
+    """
+    from functools import partial
+
+    from .collate import pad_collate
+
+    if packed:
+        dataset = PackedVideoDataset(encoded, videos, video_fn, video_root=video_root, source=source,
+                                     max_segments=max_segments, max_cached_videos=max_cached_videos,
+                                     need_pixels=need_pixels)
+        return dataset, partial(packed_collate, pad_id=pad_id, attn_implementation=attn_implementation,
+                                video_keys=video_keys)
+    dataset = VideoTextDataset(encoded, videos, video_fn, video_root=video_root, source=source,
+                               max_cached_videos=max_cached_videos)
+    return dataset, partial(pad_collate, pad_id=pad_id)

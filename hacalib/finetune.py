@@ -14,18 +14,16 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import prompts
-from .collate import pad_collate
 from .config import ModelConfig, TrainConfig
 from .data import load_videocon, to_triplets
 from .data.layout import DataRoot
-from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
+from .datasets import processed_video_fn, training_data
 from .errors import DataError
 from .examples import answer_token_ids, build_examples, count_by_kind, encode
 from .feature_cache import VisionFeatureCache, vision_is_frozen
@@ -165,27 +163,22 @@ def finetune(
     n_video = num_video_tokens(processor, model_cfg.num_frames)
     answer_ids = answer_token_ids(tok)
     encoded = [encode(e, tok, n_video, answer_ids=answer_ids) for e in examples]
-    args = (encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames))
-    vision_cache = None
-    if cfg.packed:  # a video's targets behind one shared prefix (DESIGN.md section 7)
-        pixel_cache, need_pixels = cfg.max_cached_videos, None
-        if cfg.cache_vision_features:  # the frozen vision tower once per video, not once per epoch
-            identity = json.dumps({"base": base_model_id(base_model), "revision": model_cfg.revision,
-                                   "dtype": model_cfg.dtype, "frames": model_cfg.num_frames,
-                                   "precision": cfg.mixed_precision}, sort_keys=True)
-            vision_cache = VisionFeatureCache(identity, directory=cfg.vision_cache_dir or None,
-                                              max_videos=cfg.max_cached_features)
-            if vision_is_frozen(model.train()):  # else `train` warns and runs the tower on pixels every step
-                # pixels are needed only until a video's features are cached: no pixel cache, no decoding after
-                pixel_cache, need_pixels = 0, (lambda key, cache=vision_cache: not cache.has(key))
-        dataset = PackedVideoDataset(*args, source=root.videocon_csv, max_segments=cfg.max_segments,
-                                     max_cached_videos=pixel_cache, need_pixels=need_pixels)
-        collate = partial(packed_collate, pad_id=tok.pad_token_id,
-                          attn_implementation=model.config.text_config._attn_implementation,
-                          video_keys=cfg.cache_vision_features)
-    else:
-        dataset = VideoTextDataset(*args, source=root.videocon_csv, max_cached_videos=cfg.max_cached_videos)
-        collate = partial(pad_collate, pad_id=tok.pad_token_id)
+    vision_cache, pixel_cache, need_pixels = None, cfg.max_cached_videos, None
+    if cfg.packed and cfg.cache_vision_features:  # the frozen vision tower once per video, not once per epoch
+        identity = json.dumps({"base": base_model_id(base_model), "revision": model_cfg.revision,
+                               "dtype": model_cfg.dtype, "frames": model_cfg.num_frames,
+                               "precision": cfg.mixed_precision}, sort_keys=True)
+        vision_cache = VisionFeatureCache(identity, directory=cfg.vision_cache_dir or None,
+                                          max_videos=cfg.max_cached_features)
+        if vision_is_frozen(model.train()):  # else `train` warns and runs the tower on pixels every step
+            # pixels are needed only until a video's features are cached: no pixel cache, no decoding after
+            pixel_cache, need_pixels = 0, (lambda key, cache=vision_cache: not cache.has(key))
+    # packed (default): a video's targets behind one shared prefix (DESIGN.md section 7)
+    dataset, collate = training_data(
+        encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames),
+        packed=cfg.packed, pad_id=tok.pad_token_id, attn_implementation=model.config.text_config._attn_implementation,
+        source=root.videocon_csv, max_segments=cfg.max_segments, max_cached_videos=pixel_cache,
+        need_pixels=need_pixels, video_keys=cfg.packed and cfg.cache_vision_features)
 
     run_dir = out.with_name(out.name + ".run")
     result = train(model, dataset, replace(cfg, output_dir=str(run_dir)), collate_fn=collate, progress=progress,

@@ -20,16 +20,14 @@ import hashlib
 import json
 import shutil
 from dataclasses import asdict, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import prompts
-from .collate import pad_collate
 from .config import PretrainConfig, TrainConfig
-from .datasets import PackedVideoDataset, VideoTextDataset, packed_collate, processed_video_fn
+from .datasets import processed_video_fn, training_data
 from .errors import DataError
 from .examples import Example, encode
 from .io import atomic_dir, read_json, write_json
@@ -152,15 +150,10 @@ def pretrain_toy_model(
             raise DataError(world / PRETRAIN_FILE, "text has words outside the toy vocabulary", row=row,
                             key="answer" if tok.unk_token_id in feats["labels"] else "prompt")
         encoded.append(feats)
-    args = (encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames))
-    if cfg.packed:
-        dataset = PackedVideoDataset(*args, video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE,
-                                     max_segments=cfg.max_segments)
-        collate = partial(packed_collate, pad_id=tok.pad_token_id,
-                          attn_implementation=model.config.text_config._attn_implementation)
-    else:
-        dataset = VideoTextDataset(*args, video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE)
-        collate = partial(pad_collate, pad_id=tok.pad_token_id)
+    dataset, collate = training_data(
+        encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames), packed=cfg.packed,
+        pad_id=tok.pad_token_id, attn_implementation=model.config.text_config._attn_implementation,
+        video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE, max_segments=cfg.max_segments)
 
     run_dir = out.with_name(out.name + ".run")
     train_cfg = TrainConfig(
