@@ -99,6 +99,8 @@ class PretrainConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping norm")
     image_size: int = _f(32, "frame side the vision tower sees (the toy canvas)")
+    position_init: str = _f("random", "CLIP patch position embeddings at init: 'random' (CLIP's) or 'sincos' (2-D, "
+                            "so a patch's features say where it is)")
     patch_size: int = _f(8, "vision patch side")
     vision_hidden: int = _f(64, "CLIP vision tower width")
     vision_layers: int = _f(2, "CLIP vision tower depth")

@@ -132,7 +132,7 @@ def pretrain_toy_model(
     model, processor = build_toy_model(
         toy_vocabulary(world), cfg.seed, image_size=cfg.image_size, patch_size=cfg.patch_size,
         vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers, text_hidden=cfg.text_hidden,
-        text_layers=cfg.text_layers, num_frames=cfg.num_frames,
+        text_layers=cfg.text_layers, num_frames=cfg.num_frames, position_init=cfg.position_init,
     )
     model.requires_grad_(True)
     # Train what the forward uses. Videos never pass the image tower, and video features are read before

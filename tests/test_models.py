@@ -83,6 +83,29 @@ def test_seed_decides_weights():
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
+def test_sincos_position_init_tells_patches_apart_and_survives_save(tmp_path):
+    """position_init="sincos": the CLS row is zero, every patch row differs, the row/column halves repeat along
+    columns/rows, the rest of the model is the seed's own init, and save/load keeps the table."""
+    from hacalib.models.toy import sincos_2d
+
+    plain, _ = build_toy_model(WORDS, seed=0)
+    model, processor = build_toy_model(WORDS, seed=0, position_init="sincos")
+    table = model.model.video_tower.embeddings.position_embedding.weight.detach()
+    assert torch.equal(table, sincos_2d(64, 4)) and table.shape == (17, 64)
+    assert torch.equal(table[0], torch.zeros(64))
+    assert len({tuple(r.tolist()) for r in table[1:]}) == 16
+    rows, cols = table[1:, :32].reshape(4, 4, 32), table[1:, 32:].reshape(4, 4, 32)
+    assert torch.equal(rows[:, 0], rows[:, 3]) and torch.equal(cols[0], cols[3])  # row part ignores the column
+    assert torch.equal(model.model.image_tower.embeddings.position_embedding.weight.detach(), table)
+    other = {k: v for k, v in model.state_dict().items() if "position_embedding" not in k}
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in other.items())
+    save_model(model, processor, tmp_path / "m")
+    again, _ = load_model(tmp_path / "m", dtype="float32")
+    assert torch.equal(again.model.video_tower.embeddings.position_embedding.weight.detach(), table)
+    with pytest.raises(ValueError, match="position_init"):
+        build_toy_model(WORDS, seed=0, position_init="learned")
+
+
 def test_save_reload_gives_identical_logits(toy, tmp_path):
     model, processor = toy
     save_model(model, processor, tmp_path / "toy")

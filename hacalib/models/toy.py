@@ -63,6 +63,7 @@ def build_toy_model(
     text_intermediate: int | None = None,
     num_frames: int = 8,
     max_positions: int = 1024,
+    position_init: str = "random",
 ) -> tuple[VideoLlavaForConditionalGeneration, VideoLlavaProcessor]:
     """A freshly initialised toy Video-LLaVA and its processor (~0.8M parameters at the defaults).
 
@@ -75,7 +76,12 @@ def build_toy_model(
         text_intermediate: Llama MLP width (default 4 * text_hidden).
         num_frames: frames per video; sets `video_seq_length` in the config (informational in transformers).
         max_positions: Llama `max_position_embeddings` (RoPE, so it only bounds the intended length).
+        position_init: the CLIP towers' patch position embeddings at initialisation: "random" (CLIP's own
+            init, std 0.02) or "sincos" (2-D sine-cosine values, as in MAE; the CLS row zero), so that a patch's
+            features carry where it is (PROTOCOL.md, "Toy pretraining").
     """
+    if position_init not in ("random", "sincos"):
+        raise ValueError(f"position_init must be 'random' or 'sincos', got {position_init!r}")
     processor = build_toy_processor(vocab_words, image_size=image_size, patch_size=patch_size)
     tok = processor.tokenizer
     patches = (image_size // patch_size) ** 2
@@ -118,7 +124,33 @@ def build_toy_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = VideoLlavaForConditionalGeneration(config)
+    if position_init == "sincos":
+        grid = image_size // patch_size
+        for tower in (model.model.image_tower, model.model.video_tower):
+            table = tower.embeddings.position_embedding.weight
+            with torch.no_grad():
+                table.copy_(sincos_2d(table.shape[1], grid).to(table.dtype))
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     return model.eval(), processor
+
+
+def sincos_2d(dim: int, grid: int) -> torch.Tensor:
+    """(1 + grid*grid, dim) position table: a zero row for CLS, then 2-D sine-cosine values per patch (row-major).
+
+    Half the dimensions encode the patch row, half its column, each as sin/cos at geometric frequencies (MAE's
+    `get_2d_sincos_pos_embed`). `dim` must be a multiple of 4.
+    """
+    if dim % 4:
+        raise ValueError(f"sin-cos position embeddings need a width divisible by 4, got {dim}")
+    freqs = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                                indexing="ij")
+
+    def encode(pos: torch.Tensor) -> torch.Tensor:
+        angles = pos.reshape(-1, 1) * freqs[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    table = torch.cat([encode(rows), encode(cols)], dim=1)
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), table]).float()
