@@ -75,6 +75,7 @@ def existence_question(scene: Scene, rng: np.random.Generator, answer_yes: bool)
     Half the absent ones are near misses: a shape of the video with one of its size, colour or shape words
     changed, so that the answer depends on which attributes belong together, not on one word alone.
     """
+    from .hallucinate import absent_agents
     from .scene import COLORS, SHAPES, SIZES
 
     present = scene.agent_keys()
@@ -84,7 +85,7 @@ def existence_question(scene: Scene, rng: np.random.Generator, answer_yes: bool)
         near = sorted({k for z, c, s in present
                        for k in [(z2, c, s) for z2 in SIZES] + [(z, c2, s) for c2 in COLORS] + [(z, c, s2) for s2 in SHAPES]
                        if k not in present})
-        absent = [(z, c, s) for s in SHAPES for c in COLORS for z in SIZES if (z, c, s) not in present]
+        absent = [n.key for n in absent_agents(scene)]
         pool = near if near and rng.random() < 0.5 else absent
     z, c, s = pool[int(rng.integers(len(pool)))]
     return f"is there a {z} {c} {s}?", answer_yes
