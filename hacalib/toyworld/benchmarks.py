@@ -248,8 +248,7 @@ def make_pretrain(src: SceneSource, rng: np.random.Generator, n_videos: int, qa_
         if n_videos > 1:
             rec("entail", ENTAIL_INSTRUCTION.format(caption=realize(wrong)), NO)
         for yes in (True, False):  # one present and one absent shape per video: balanced, and a contrast
-            question, _ = existence_question(scene, rng, answer_yes=yes)
-            rec("exist", question, YES if yes else NO)
+            rec("exist", existence_question(scene, rng, answer_yes=yes), YES if yes else NO)
         if len(scene.events) == 1:
             matching = [t for t, p in SSV2_TEMPLATES.items() if p == scene.events[0].action]
             rec("template", TEMPLATE_INSTRUCTION, matching[0])
