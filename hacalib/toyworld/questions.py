@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .grammar import NUMBER_WORDS, np_of
-from .scene import Scene
+from .hallucinate import absent_agents
+from .scene import COLORS, SHAPES, SIZES, Scene
 
 BASE_VERB = {"grow": "grow", "shrink": "shrink", "jump": "jump"}
 VERB_ANSWER = {"grow": "grows", "shrink": "shrinks", "jump": "jumps"}
@@ -75,9 +76,6 @@ def existence_question(scene: Scene, rng: np.random.Generator, answer_yes: bool)
     Half the absent ones are near misses: a shape of the video with one of its size, colour or shape words
     changed, so that the answer depends on which attributes belong together, not on one word alone.
     """
-    from .hallucinate import absent_agents
-    from .scene import COLORS, SHAPES, SIZES
-
     present = scene.agent_keys()
     if answer_yes:
         pool = sorted(present)
