@@ -24,12 +24,14 @@ def test_curriculum_run_reports_held_out_accuracy_per_shape_count_and_saves_a_lo
     build_world(world, size="smoke", seed=0)
     out = tmp_path / "model"
     result = _script().main([str(out), "--world", str(world), "--kinds", "where,when", "--events", "1,3",
-                             "--single-steps", "1", "--steps", "2", "--held-out", "24", "--pool", "3"])
+                             "--single-steps", "1", "--steps", "2", "--held-out", "24", "--pool", "3",
+                             "--rope-theta", "500"])
     assert result["step"] == 2 and math.isfinite(result["loss"])
     assert result["held_out"] and all(k.split("/")[0] in ("where", "when") for k in result["held_out"])
     assert all(0.0 <= v <= 1.0 for v in result["held_out"].values())
     model, processor = load_model(out, dtype="float32")
     assert model.config.model_type == "video_llava"
+    assert model.config.text_config.rope_parameters["rope_theta"] == 500  # kept through save/reload
 
 
 def test_draw_asks_only_the_requested_question_types_about_single_shape_scenes_when_asked(tmp_path):

@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--init", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rope-theta", type=float, default=None, help="fresh model only: the Llama's rotary base "
+                    "(transformers' default 10000); saved in the config, so --init keeps it")
     ap.add_argument("--held-out", type=int, default=256, help="fixed held-out scenes (seed 123)")
     ap.add_argument("--pool", type=int, default=0, help="train on a fixed pool of this many scenes per shape count "
                     "(0: a fresh scene every time)")
@@ -98,6 +100,12 @@ def main(argv: list[str] | None = None) -> dict:
         model, proc = load_model(args.init, dtype="float32")
     else:
         model, proc = build_toy_model(toy_vocabulary(args.world), 0)
+        if args.rope_theta:
+            from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+            lm = model.model.language_model
+            lm.config.rope_parameters["rope_theta"] = args.rope_theta
+            lm.rotary_emb = LlamaRotaryEmbedding(config=lm.config)
     tok, nvt = proc.tokenizer, len(sampled) * ((cfg["canvas"] // 8) ** 2 + 1)
     held_out = draw(np.random.default_rng(123), args.held_out, max_agents=args.agents, **opts)
     pool = None
