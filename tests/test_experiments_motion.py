@@ -42,5 +42,5 @@ def test_draw_asks_only_the_requested_question_types_about_single_shape_scenes_w
                      kinds=["where"], max_agents=1, events=(1, 1), moves_only=True)
     assert len(items) == 6
     for frames, question, answer, kind, shapes in items:
-        assert frames.shape == (8, 3, 32, 32) and kind == "where" and shapes == 1
+        assert frames.shape == (8, 32, 32, 3) and frames.dtype == np.uint8 and kind == "where" and shapes == 1
         assert question.startswith("where does") and answer in ("left", "right", "up", "down")

@@ -2,12 +2,11 @@
 
 Not part of the library or of `haca reproduce`. Scenes come from the toy world's own sampler and renderer and go
 into the model as normalised frames in memory (no mp4 round trip), one question per scene from the world's own QA
-grammar (`hacalib.toyworld.questions.all_questions`), loss on the one-word answer only, batch 32, AdamW with 50
-warmup steps then a constant learning rate. Every 250 steps it prints held-out accuracy on 256 fixed scenes by
-question type and number of shapes.
+grammar (`hacalib.toyworld.questions.all_questions`), frames through the model's own processor, loss on the
+one-word answer only, batch 32, AdamW with 50 warmup steps then a constant learning rate. Every 250 steps it prints
+held-out accuracy on fixed scenes (--held-out, seed 123) by question type and number of shapes.
 
-    .venv/bin/python experiments/motion/fresh_scenes.py OUT --kinds where --moves-only --events 1 \
-        --single-steps 1200 --steps 3600
+    .venv/bin/python experiments/motion/fresh_scenes.py OUT --kinds where --moves-only --single-steps 1200 --steps 3600
 
 `--single-steps N`: the first N steps use one-shape scenes only (a curriculum); afterwards 1 to --agents shapes.
 `--init DIR` starts from a saved model instead of a fresh one (seed 0). The model is saved to OUT at the end.
@@ -24,20 +23,16 @@ import torch
 
 from hacalib import prompts
 from hacalib.io import read_json
-from hacalib.models import build_toy_model, load_model
+from hacalib.models import build_toy_model, load_model, num_video_tokens, preprocess_videos
 from hacalib.pretrain import toy_vocabulary
 from hacalib.score import prompt_ids
 from hacalib.toyworld.questions import all_questions
 from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
 
-CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
-CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
-
-
 def draw(rng, n, *, sampled, frames, canvas, kinds, max_agents, events, moves_only, pool=None):
     """n (frames, question, answer, kind, shapes) tuples from fresh scenes (or from `pool`, a list of scenes per
-    number of shapes); frames normalised like CLIP."""
+    number of shapes); frames are the model's sampled frames, uint8 (T, H, W, 3)."""
     actions = tuple(a for a in ACTIONS if a.startswith("move_")) if moves_only else ACTIONS
     out = []
     while len(out) < n:
@@ -53,19 +48,20 @@ def draw(rng, n, *, sampled, frames, canvas, kinds, max_agents, events, moves_on
         if not qs:
             continue
         q, a, k = qs[int(rng.integers(len(qs)))]
-        f = render(scene)[sampled].astype(np.float64) / 255.0
-        out.append((((f - CLIP_MEAN) / CLIP_STD).transpose(0, 3, 1, 2), q, a, k, agents))
+        out.append((render(scene)[sampled], q, a, k, agents))
     return out
 
 
-def answer_logits(model, tok, items, num_video_tokens):
-    ids = prompt_ids(tok, [prompts.qa_prompt(it[1]) for it in items], num_video_tokens)
+def answer_logits(model, proc, items, nvt):
+    """Logits at each item's last prompt token (right padding), the position that predicts its answer."""
+    tok = proc.tokenizer
+    ids = prompt_ids(tok, [prompts.qa_prompt(it[1]) for it in items], nvt)
     x = torch.full((len(ids), max(map(len, ids))), tok.pad_token_id)
     att = torch.zeros_like(x)
     for i, s in enumerate(ids):
         x[i, : len(s)] = torch.tensor(s)
         att[i, : len(s)] = 1
-    video = torch.tensor(np.stack([it[0] for it in items]), dtype=torch.float32)
+    video = preprocess_videos(proc, [it[0] for it in items])
     logits = model(input_ids=x, attention_mask=att, pixel_values_videos=video).logits
     return logits[torch.arange(len(ids)), att.sum(1) - 1]
 
@@ -106,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
             lm = model.model.language_model
             lm.config.rope_parameters["rope_theta"] = args.rope_theta
             lm.rotary_emb = LlamaRotaryEmbedding(config=lm.config)
-    tok, nvt = proc.tokenizer, len(sampled) * ((cfg["canvas"] // 8) ** 2 + 1)
+    tok, nvt = proc.tokenizer, num_video_tokens(proc, len(sampled))
     held_out = draw(np.random.default_rng(123), args.held_out, max_agents=args.agents, **opts)
     pool = None
     if args.pool:
@@ -126,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     for step in range(1, args.steps + 1):
         items = draw(rng, 32, max_agents=1 if step <= args.single_steps else args.agents, pool=pool, **opts)
         target = torch.tensor(tok.convert_tokens_to_ids([it[2] for it in items]))
-        loss = torch.nn.functional.cross_entropy(answer_logits(model, tok, items, nvt), target)
+        loss = torch.nn.functional.cross_entropy(answer_logits(model, proc, items, nvt), target)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -135,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         if step % 250 == 0 or step == args.steps:
             model.eval()
             with torch.no_grad():
-                pred = torch.cat([answer_logits(model, tok, held_out[i : i + 64], nvt).argmax(1)
+                pred = torch.cat([answer_logits(model, proc, held_out[i : i + 64], nvt).argmax(1)
                                   for i in range(0, len(held_out), 64)])
             model.train()
             ok = np.array([p == it[2] for p, it in zip(tok.convert_ids_to_tokens(pred.tolist()), held_out)])
