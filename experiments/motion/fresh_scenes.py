@@ -25,45 +25,55 @@ from hacalib import prompts
 from hacalib.io import read_json
 from hacalib.models import build_toy_model, load_model, num_video_tokens, preprocess_videos
 from hacalib.pretrain import toy_vocabulary
-from hacalib.score import prompt_ids
+from hacalib.score import _pad, prompt_ids
 from hacalib.toyworld.questions import all_questions
 from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
 
-def draw(rng, n, *, sampled, frames, canvas, kinds, max_agents, events, moves_only, pool=None):
-    """n (frames, question, answer, kind, shapes) tuples from fresh scenes (or from `pool`, a list of scenes per
-    number of shapes); frames are the model's sampled frames, uint8 (T, H, W, 3)."""
+def new_scene(rng, agents, *, sampled, frames, canvas, events, moves_only, **_):
+    """A fresh scene with `agents` shapes and events[0]..events[1] events (None when no layout was found)."""
     actions = tuple(a for a in ACTIONS if a.startswith("move_")) if moves_only else ACTIONS
+    return sample_scene(rng, canvas=canvas, num_frames=frames, sampled=sampled, n_agents=agents,
+                        n_events=int(rng.integers(events[0], events[1] + 1)), actions=actions)
+
+
+def draw(rng, n, *, kinds, max_agents, pool=None, **scene_opts):
+    """n (frames, question, answer, kind, shapes) tuples from fresh scenes (`new_scene`; or from `pool`, a list of
+    scenes per number of shapes); frames are the model's sampled frames, uint8 (T, H, W, 3)."""
     out = []
     while len(out) < n:
         agents = int(rng.integers(1, max_agents + 1))
         if pool is not None:
             scene = pool[agents][int(rng.integers(len(pool[agents])))]
         else:
-            scene = sample_scene(rng, canvas=canvas, num_frames=frames, sampled=sampled, n_agents=agents,
-                                 n_events=int(rng.integers(events[0], events[1] + 1)), actions=actions)
-        if scene is None:
-            continue
-        qs = [q for q in all_questions(scene) if q[2] in kinds]
+            scene = new_scene(rng, agents, **scene_opts)
+        qs = [q for q in all_questions(scene) if q[2] in kinds] if scene is not None else []
         if not qs:
             continue
         q, a, k = qs[int(rng.integers(len(qs)))]
-        out.append((render(scene)[sampled], q, a, k, agents))
+        out.append((render(scene)[scene_opts["sampled"]], q, a, k, agents))
     return out
 
 
 def answer_logits(model, proc, items, nvt):
     """Logits at each item's last prompt token (right padding), the position that predicts its answer."""
     tok = proc.tokenizer
-    ids = prompt_ids(tok, [prompts.qa_prompt(it[1]) for it in items], nvt)
-    x = torch.full((len(ids), max(map(len, ids))), tok.pad_token_id)
-    att = torch.zeros_like(x)
-    for i, s in enumerate(ids):
-        x[i, : len(s)] = torch.tensor(s)
-        att[i, : len(s)] = 1
+    x, att = _pad(prompt_ids(tok, [prompts.qa_prompt(it[1]) for it in items], nvt), tok.pad_token_id, "right")
     video = preprocess_videos(proc, [it[0] for it in items])
     logits = model(input_ids=x, attention_mask=att, pixel_values_videos=video).logits
-    return logits[torch.arange(len(ids)), att.sum(1) - 1]
+    return logits[torch.arange(len(items)), att.sum(1) - 1]
+
+
+def held_out_accuracy(model, proc, held_out, nvt, kinds, max_agents) -> dict:
+    """Greedy answer accuracy on `held_out`, keyed "kind/number of shapes"."""
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([answer_logits(model, proc, held_out[i : i + 64], nvt).argmax(1)
+                          for i in range(0, len(held_out), 64)])
+    model.train()
+    ok = np.array([p == it[2] for p, it in zip(proc.tokenizer.convert_ids_to_tokens(pred.tolist()), held_out)])
+    groups = {f"{k}/{n}": [it[3] == k and it[4] == n for it in held_out] for k in kinds for n in range(1, max_agents + 1)}
+    return {key: round(float(ok[mask].mean()), 3) for key, mask in groups.items() if any(mask)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -90,8 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     sampled, cfg = manifest["sampled_frames"], manifest["config"]
     kinds = args.kinds.split(",")
     lo, hi = (int(v) for v in args.events.split(","))
-    opts = dict(sampled=sampled, frames=cfg["num_frames"], canvas=cfg["canvas"], kinds=kinds, events=(lo, hi),
-                moves_only=args.moves_only)
+    scene_opts = dict(sampled=sampled, frames=cfg["num_frames"], canvas=cfg["canvas"], events=(lo, hi),
+                      moves_only=args.moves_only)
     if args.init:
         model, proc = load_model(args.init, dtype="float32")
     else:
@@ -103,16 +113,14 @@ def main(argv: list[str] | None = None) -> dict:
             lm.config.rope_parameters["rope_theta"] = args.rope_theta
             lm.rotary_emb = LlamaRotaryEmbedding(config=lm.config)
     tok, nvt = proc.tokenizer, num_video_tokens(proc, len(sampled))
-    held_out = draw(np.random.default_rng(123), args.held_out, max_agents=args.agents, **opts)
+    held_out = draw(np.random.default_rng(123), args.held_out, kinds=kinds, max_agents=args.agents, **scene_opts)
     pool = None
     if args.pool:
         prng = np.random.default_rng(7)
         pool = {n: [] for n in range(1, args.agents + 1)}
         for n in pool:
             while len(pool[n]) < args.pool:
-                sc = sample_scene(prng, canvas=cfg["canvas"], num_frames=cfg["num_frames"], sampled=sampled,
-                                  n_agents=n, n_events=int(prng.integers(lo, hi + 1)),
-                                  actions=tuple(a for a in ACTIONS if a.startswith("move_")) if args.moves_only else ACTIONS)
+                sc = new_scene(prng, n, **scene_opts)
                 if sc is not None and any(q[2] in kinds for q in all_questions(sc)):
                     pool[n].append(sc)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
@@ -120,7 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
     rng, t0 = np.random.default_rng(0), time.time()
     model.train()
     for step in range(1, args.steps + 1):
-        items = draw(rng, 32, max_agents=1 if step <= args.single_steps else args.agents, pool=pool, **opts)
+        items = draw(rng, 32, kinds=kinds, max_agents=1 if step <= args.single_steps else args.agents, pool=pool,
+                     **scene_opts)
         target = torch.tensor(tok.convert_tokens_to_ids([it[2] for it in items]))
         loss = torch.nn.functional.cross_entropy(answer_logits(model, proc, items, nvt), target)
         opt.zero_grad()
@@ -129,15 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
         sched.step()
         if step % 250 == 0 or step == args.steps:
-            model.eval()
-            with torch.no_grad():
-                pred = torch.cat([answer_logits(model, proc, held_out[i : i + 64], nvt).argmax(1)
-                                  for i in range(0, len(held_out), 64)])
-            model.train()
-            ok = np.array([p == it[2] for p, it in zip(tok.convert_ids_to_tokens(pred.tolist()), held_out)])
-            by = {f"{k}/{n}": round(float(ok[[it[3] == k and it[4] == n for it in held_out]].mean()), 3)
-                  for k in kinds for n in range(1, args.agents + 1)
-                  if any(it[3] == k and it[4] == n for it in held_out)}
+            by = held_out_accuracy(model, proc, held_out, nvt, kinds, args.agents)
             print(f"step {step} loss {loss.item():.3f} held-out {by} {time.time() - t0:.0f}s", flush=True)
     model.eval()
     model.save_pretrained(args.out)
