@@ -140,20 +140,8 @@ def pretrain_toy_model(
     # parameters that get no gradient.
     model.model.image_tower.requires_grad_(False)
     model.model.video_tower.post_layernorm.requires_grad_(False)
-    tok = processor.tokenizer
-    n_video = num_video_tokens(processor, cfg.num_frames)
     examples = pretrain_examples(records)
-    encoded = []
-    for row, ex in enumerate(examples):
-        feats = encode(ex, tok, n_video)
-        if tok.unk_token_id in feats["input_ids"]:
-            raise DataError(world / PRETRAIN_FILE, "text has words outside the toy vocabulary", row=row,
-                            key="answer" if tok.unk_token_id in feats["labels"] else "prompt")
-        encoded.append(feats)
-    dataset, collate = training_data(
-        encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames), packed=cfg.packed,
-        pad_id=tok.pad_token_id, attn_implementation=model.config.text_config._attn_implementation,
-        video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE, max_segments=cfg.max_segments)
+    dataset, collate = pretraining_data(world, examples, model, processor, cfg)
 
     run_dir = out.with_name(out.name + ".run")
     train_cfg = TrainConfig(
@@ -192,6 +180,24 @@ def pretrain_toy_model(
         shutil.rmtree(run_dir)
     state.wait_for_everyone()
     return out
+
+
+def pretraining_data(world: Path, examples: list[Example], model: Any, processor: Any, cfg: PretrainConfig):
+    """(dataset, collate_fn) of the world's pretraining examples for `model` (`hacalib.datasets.training_data`),
+    packed or padded as `cfg` says; a word outside the toy vocabulary is an error naming its row."""
+    tok = processor.tokenizer
+    n_video = num_video_tokens(processor, cfg.num_frames)
+    encoded = []
+    for row, ex in enumerate(examples):
+        feats = encode(ex, tok, n_video)
+        if tok.unk_token_id in feats["input_ids"]:
+            raise DataError(world / PRETRAIN_FILE, "text has words outside the toy vocabulary", row=row,
+                            key="answer" if tok.unk_token_id in feats["labels"] else "prompt")
+        encoded.append(feats)
+    return training_data(
+        encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames), packed=cfg.packed,
+        pad_id=tok.pad_token_id, attn_implementation=model.config.text_config._attn_implementation,
+        video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE, max_segments=cfg.max_segments)
 
 
 @torch.no_grad()

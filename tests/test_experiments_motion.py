@@ -44,3 +44,40 @@ def test_draw_asks_only_the_requested_question_types_about_single_shape_scenes_w
     for frames, question, answer, kind, shapes in items:
         assert frames.shape == (8, 32, 32, 3) and frames.dtype == np.uint8 and kind == "where" and shapes == 1
         assert question.startswith("where does") and answer in ("left", "right", "up", "down")
+
+
+def test_ordinal_move_questions_name_each_move_of_a_shape_that_moves_more_than_once():
+    from hacalib.toyworld.scene import Agent, Event, Scene
+
+    circle, square = Agent("circle", "red", "big", 8.0, 8.0), Agent("square", "blue", "small", 24.0, 24.0)
+    scene = Scene(agents=(circle, square), canvas=32, num_frames=16, events=(
+        Event(0, "move_left", "slowly", 2, 8), Event(1, "grow", "slowly", 8, 14), Event(0, "move_up", "quickly", 8, 14)))
+    mod = _script()
+    assert mod.ordinal_move_questions(scene) == [
+        ("where does the big red circle move first?", "left", "first"),
+        ("where does the big red circle move second?", "up", "second"),
+    ]
+    # the square grows once and never moves: no ordinal question about it; "when" comes from the world's grammar
+    assert [q for q, _, _ in mod.questions(scene, ["second", "when"])] == [
+        "when does the big red circle move left?", "when does the small blue square grow?",
+        "when does the big red circle move up?", "where does the big red circle move second?"]
+    assert [a for _, a, _ in mod.questions(scene, ["when"])] == ["first", "second", "third"]
+
+
+def test_mix_with_motion_trains_on_both_losses_and_evaluates_the_world(tmp_path):
+    world = tmp_path / "world"
+    build_world(world, size="smoke", seed=0)
+    init = tmp_path / "init"
+    _script().main([str(init), "--world", str(world), "--steps", "1", "--held-out", "8", "--text-layers", "3"])
+    assert load_model(init, dtype="float32")[0].config.text_config.num_hidden_layers == 3
+    spec = importlib.util.spec_from_file_location("mix_with_motion", SCRIPT.with_name("mix_with_motion.py"))
+    mix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mix)
+    result = mix.main([str(tmp_path / "mixed"), "--init", str(init), "--world", str(world), "--steps", "2",
+                       "--held-out", "12", "--evaluate"])
+    assert result["step"] == 2 and result["held_out"]
+    world_eval = result["world"]
+    assert set(world_eval["pairwise_by_type"]) <= {"object", "action", "attribute", "relation", "hallucination",
+                                                   "counting", "flip"}
+    assert 0.0 <= world_eval["pairwise"] <= 1.0 and world_eval["qa_exact"]
+    assert load_model(tmp_path / "mixed", dtype="float32")[0].config.text_config.num_hidden_layers == 3

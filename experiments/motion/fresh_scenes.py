@@ -26,9 +26,28 @@ from hacalib.io import read_json
 from hacalib.models import build_toy_model, load_model, num_video_tokens, preprocess_videos
 from hacalib.pretrain import toy_vocabulary
 from hacalib.score import _pad, prompt_ids
-from hacalib.toyworld.questions import all_questions
+from hacalib.toyworld.grammar import np_of
+from hacalib.toyworld.questions import ORDINALS, all_questions
 from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
+
+def ordinal_move_questions(scene) -> list[tuple[str, str, str]]:
+    """Not in the world's grammar (diagnostic only): "where does X move first?" -> the direction of X's first move,
+    kind "first"; the same for "second", for shapes that move more than once. Unlike "when", the answer follows from
+    the video alone once the ordinal is read, so learning it does not start from an interaction of question and video."""
+    out = []
+    for i, agent in enumerate(scene.agents):
+        moves = [e.action[5:] for e in scene.events if e.agent == i and e.action.startswith("move_")]
+        if len(moves) >= 2:
+            for ordinal, direction in zip(ORDINALS, moves):
+                out.append((f"where does {np_of(agent).text()} move {ordinal}?", direction, ordinal))
+    return out
+
+
+def questions(scene, kinds) -> list[tuple[str, str, str]]:
+    """The scene's questions of the given kinds: the world's grammar plus the diagnostic "first"/"second"."""
+    return [q for q in all_questions(scene) + ordinal_move_questions(scene) if q[2] in kinds]
+
 
 def new_scene(rng, agents, *, sampled, frames, canvas, events, moves_only, **_):
     """A fresh scene with `agents` shapes and events[0]..events[1] events (None when no layout was found)."""
@@ -47,7 +66,7 @@ def draw(rng, n, *, kinds, max_agents, pool=None, **scene_opts):
             scene = pool[agents][int(rng.integers(len(pool[agents])))]
         else:
             scene = new_scene(rng, agents, **scene_opts)
-        qs = [q for q in all_questions(scene) if q[2] in kinds] if scene is not None else []
+        qs = questions(scene, kinds) if scene is not None else []
         if not qs:
             continue
         q, a, k = qs[int(rng.integers(len(qs)))]
@@ -80,7 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--world", default="cache/toyworld/default-seed0", help="a built toy world (vocabulary, frames)")
-    ap.add_argument("--kinds", default="where", help="comma-separated question types: where, when, what, how")
+    ap.add_argument("--kinds", default="where", help="comma-separated question types: where, when, what, how; "
+                    "first, second (diagnostic only: where a shape moves first / second)")
     ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--events", default="1,1", help="min,max events per scene")
     ap.add_argument("--moves-only", action="store_true")
@@ -91,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rope-theta", type=float, default=None, help="fresh model only: the Llama's rotary base "
                     "(transformers' default 10000); saved in the config, so --init keeps it")
+    ap.add_argument("--text-layers", type=int, default=2, help="fresh model only: the Llama's depth (default 2, "
+                    "the toy preset's)")
     ap.add_argument("--held-out", type=int, default=256, help="fixed held-out scenes (seed 123)")
     ap.add_argument("--pool", type=int, default=0, help="train on a fixed pool of this many scenes per shape count "
                     "(0: a fresh scene every time)")
@@ -105,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.init:
         model, proc = load_model(args.init, dtype="float32")
     else:
-        model, proc = build_toy_model(toy_vocabulary(args.world), 0)
+        model, proc = build_toy_model(toy_vocabulary(args.world), 0, text_layers=args.text_layers)
         if args.rope_theta:
             from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
@@ -121,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         for n in pool:
             while len(pool[n]) < args.pool:
                 sc = new_scene(prng, n, **scene_opts)
-                if sc is not None and any(q[2] in kinds for q in all_questions(sc)):
+                if sc is not None and questions(sc, kinds):
                     pool[n].append(sc)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))

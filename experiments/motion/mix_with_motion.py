@@ -1,0 +1,109 @@
+"""Diagnostic (issue 4): does an order-capable toy model keep motion and order through the world's pretraining mix
+when every step also carries a batch of fresh-scene motion and order questions? And does flip then rise?
+
+Not part of the library or of `haca reproduce`. Each step adds two losses: one batch of the world's own pretraining
+mix (`hacalib.pretrain.pretraining_data`, packed, batch 8 videos, the loss `hacalib.train` uses) and one batch of
+fresh-scene questions (`fresh_scenes.draw`, batch 32, one-word answers). AdamW, 50 warmup steps, cosine decay.
+At the end it saves the model and, with --evaluate, prints the world's toy MSRVTT-QA exact match by question
+word and held-out toy VideoCon pairwise accuracy by misalignment type (the pretrained row of figures/02).
+
+    .venv/bin/python experiments/motion/mix_with_motion.py OUT --init ORDER_MODEL --steps 2400 --evaluate
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fresh_scenes import answer_logits, draw, held_out_accuracy  # noqa: E402
+
+from hacalib.config import PretrainConfig  # noqa: E402
+from hacalib.io import read_json  # noqa: E402
+from hacalib.models import load_model, num_video_tokens  # noqa: E402
+from hacalib.pretrain import PRETRAIN_FILE, load_pretrain_records, pretrain_examples, pretraining_data  # noqa: E402
+from hacalib.train import batch_loss  # noqa: E402
+
+
+def evaluate_world(model, processor, world: Path) -> dict:
+    """Toy MSRVTT-QA exact match by question word pair, toy VideoCon pairwise accuracy by type (and overall)."""
+    from hacalib import evaluate
+    from hacalib.data.layout import DataRoot
+
+    root = DataRoot(world)
+    qa = evaluate.qa_answers(model, processor, root)
+    qa_by = qa.groupby(qa.question.str.extract(r"^(\w+ \w+)")[0])["exact"].mean().round(3).to_dict()
+    pairs = evaluate.videocon_pairs(model, processor, root, batch_size=16)
+    win = pairs.p_true > pairs.p_false
+    return {"qa_exact": qa_by, "pairwise": round(float(win.mean()), 3),
+            "pairwise_by_type": win.groupby(pairs.misalignment).mean().round(3).to_dict()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--init", required=True, help="a saved toy model (e.g. a fresh_scenes.py order model)")
+    ap.add_argument("--world", default="cache/toyworld/default-seed0")
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--kinds", default="where,first,second,when", help="fresh-scene question types (fresh_scenes.py)")
+    ap.add_argument("--agents", type=int, default=3)
+    ap.add_argument("--events", default="1,3")
+    ap.add_argument("--motion-weight", type=float, default=1.0, help="weight of the fresh-scene loss (0: mix only)")
+    ap.add_argument("--held-out", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--evaluate", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    world = Path(args.world)
+    manifest = read_json(world / "toyworld.json")
+    sampled, wcfg = manifest["sampled_frames"], manifest["config"]
+    lo, hi = (int(v) for v in args.events.split(","))
+    kinds = args.kinds.split(",")
+    scene_opts = dict(sampled=sampled, frames=wcfg["num_frames"], canvas=wcfg["canvas"], events=(lo, hi),
+                      moves_only=False)
+
+    model, proc = load_model(args.init, dtype="float32")
+    cfg = PretrainConfig()
+    dataset, collate = pretraining_data(world, pretrain_examples(load_pretrain_records(world / PRETRAIN_FILE)),
+                                        model, proc, cfg)
+    tok, nvt = proc.tokenizer, num_video_tokens(proc, len(sampled))
+    held_out = draw(np.random.default_rng(123), args.held_out, kinds=kinds, max_agents=args.agents, **scene_opts)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
+    warm = 50
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + np.cos(np.pi * (s - warm) / max(1, args.steps - warm))))
+    rng, t0 = np.random.default_rng(0), time.time()
+    model.train()
+    for step in range(1, args.steps + 1):
+        idx = rng.choice(len(dataset), size=min(cfg.batch_size, len(dataset)), replace=False)
+        world_loss = batch_loss(model, collate([dataset[int(i)] for i in idx]))
+        items = draw(rng, 32, kinds=kinds, max_agents=args.agents, **scene_opts)
+        target = torch.tensor(tok.convert_tokens_to_ids([it[2] for it in items]))
+        motion_loss = torch.nn.functional.cross_entropy(answer_logits(model, proc, items, nvt), target)
+        opt.zero_grad()
+        (world_loss + args.motion_weight * motion_loss).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        if step % 300 == 0 or step == args.steps:
+            by = held_out_accuracy(model, proc, held_out, nvt, kinds, args.agents)
+            print(f"step {step} world {world_loss.item():.3f} motion {motion_loss.item():.3f} held-out {by} "
+                  f"{time.time() - t0:.0f}s", flush=True)
+    model.eval()
+    model.save_pretrained(args.out)
+    proc.save_pretrained(args.out)
+    result = {"step": args.steps, "held_out": by}
+    if args.evaluate:
+        result["world"] = evaluate_world(model, proc, world)
+        print(result["world"], flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()
