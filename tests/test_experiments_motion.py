@@ -74,10 +74,12 @@ def test_mix_with_motion_trains_on_both_losses_and_evaluates_the_world(tmp_path)
     mix = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mix)
     result = mix.main([str(tmp_path / "mixed"), "--init", str(init), "--world", str(world), "--steps", "2",
-                       "--held-out", "12", "--evaluate"])
+                       "--held-out", "12", "--evaluate", "--finetune", "entail"])
     assert result["step"] == 2 and result["held_out"]
     world_eval = result["world"]
     assert set(world_eval["pairwise_by_type"]) <= {"object", "action", "attribute", "relation", "hallucination",
                                                    "counting", "flip"}
     assert 0.0 <= world_eval["pairwise"] <= 1.0 and world_eval["qa_exact"]
     assert load_model(tmp_path / "mixed", dtype="float32")[0].config.text_config.num_hidden_layers == 3
+    assert set(result["entail"]) == set(world_eval)  # the fine-tuned model, evaluated the same way
+    assert (tmp_path / "mixed-entail" / "finetune.json").is_file()

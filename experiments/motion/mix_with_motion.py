@@ -5,7 +5,8 @@ Not part of the library or of `haca reproduce`. Each step adds two losses: one b
 mix (`hacalib.pretrain.pretraining_data`, packed, batch 8 videos, the loss `hacalib.train` uses) and one batch of
 fresh-scene questions (`fresh_scenes.draw`, batch 32, one-word answers). AdamW, 50 warmup steps, cosine decay.
 At the end it saves the model and, with --evaluate, prints the world's toy MSRVTT-QA exact match by question
-word and held-out toy VideoCon pairwise accuracy by misalignment type (the pretrained row of figures/02).
+word and held-out toy VideoCon pairwise accuracy by misalignment type (the pretrained row of figures/02);
+--finetune entail,haca fine-tunes the result as the toy preset does and evaluates each the same way.
 
     .venv/bin/python experiments/motion/mix_with_motion.py OUT --init ORDER_MODEL --steps 2400 --evaluate
 """
@@ -44,6 +45,22 @@ def evaluate_world(model, processor, world: Path) -> dict:
             "pairwise_by_type": win.groupby(pairs.misalignment).mean().round(3).to_dict()}
 
 
+def finetune_and_evaluate(base: Path, world: Path, objective: str, out: Path) -> dict:
+    """The toy preset's fine-tuning (LoRA, seed 0) of `base` on the world's toy VideoCon, then `evaluate_world`."""
+    from dataclasses import replace
+
+    from hacalib.finetune import finetune, load_finetuned
+    from hacalib.masking import WordClassTagger
+    from hacalib.presets import preset
+    from hacalib.toyworld import word_class
+
+    toy = preset("toy")
+    adapter = finetune(base, world, replace(toy.finetune, objective=objective, seed=0), toy.model, out,
+                       tagger=WordClassTagger(word_class), progress=False)
+    model, processor = load_finetuned(base, adapter, dtype="float32")
+    return evaluate_world(model, processor, world)
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -58,6 +75,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--held-out", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--evaluate", action="store_true")
+    ap.add_argument("--finetune", default="", help="comma-separated objectives (entail, haca, haca_mask) to fine-tune "
+                    "the result with, as the toy preset does (seed 0), each then evaluated like --evaluate")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     world = Path(args.world)
@@ -102,6 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.evaluate:
         result["world"] = evaluate_world(model, proc, world)
         print(result["world"], flush=True)
+    for objective in filter(None, args.finetune.split(",")):
+        result[objective] = finetune_and_evaluate(Path(args.out), world, objective, Path(f"{args.out}-{objective}"))
+        print(objective, result[objective], flush=True)
     return result
 
 
