@@ -6,6 +6,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+from hacalib.io import read_json
 from hacalib.models import load_model
 from hacalib.toyworld import build_world
 
@@ -74,7 +75,7 @@ def test_mix_with_motion_trains_on_both_losses_and_evaluates_the_world(tmp_path)
     mix = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mix)
     result = mix.main([str(tmp_path / "mixed"), "--init", str(init), "--world", str(world), "--steps", "2",
-                       "--held-out", "12", "--evaluate", "--finetune", "entail"])
+                       "--held-out", "12", "--evaluate", "--finetune", "entail", "--finetune-steps", "3"])
     assert result["step"] == 2 and result["held_out"]
     world_eval = result["world"]
     assert set(world_eval["pairwise_by_type"]) <= {"object", "action", "attribute", "relation", "hallucination",
@@ -82,4 +83,8 @@ def test_mix_with_motion_trains_on_both_losses_and_evaluates_the_world(tmp_path)
     assert 0.0 <= world_eval["pairwise"] <= 1.0 and world_eval["qa_exact"]
     assert load_model(tmp_path / "mixed", dtype="float32")[0].config.text_config.num_hidden_layers == 3
     assert set(result["entail"]) == set(world_eval)  # the fine-tuned model, evaluated the same way
-    assert (tmp_path / "mixed-entail" / "finetune.json").is_file()
+    assert read_json(tmp_path / "mixed-entail" / "finetune.json")["train_config"]["max_steps"] == 3
+    # --steps 0: the --init model as it is (no mix step), still evaluated
+    as_is = mix.main([str(tmp_path / "as_is"), "--init", str(init), "--world", str(world), "--steps", "0",
+                      "--held-out", "12"])
+    assert as_is["step"] == 0 and as_is["held_out"]

@@ -6,7 +6,8 @@ mix (`hacalib.pretrain.pretraining_data`, packed, batch 8 videos, the loss `haca
 fresh-scene questions (`fresh_scenes.draw`, batch 32, one-word answers). AdamW, 50 warmup steps, cosine decay.
 At the end it saves the model and, with --evaluate, prints the world's toy MSRVTT-QA exact match by question
 word and held-out toy VideoCon pairwise accuracy by misalignment type (the pretrained row of figures/02);
---finetune entail,haca fine-tunes the result as the toy preset does and evaluates each the same way.
+--finetune entail,haca fine-tunes the result as the toy preset does and evaluates each the same way; --steps 0
+evaluates (and fine-tunes) the --init model as it is.
 
     .venv/bin/python experiments/motion/mix_with_motion.py OUT --init ORDER_MODEL --steps 2400 --evaluate
 """
@@ -45,8 +46,9 @@ def evaluate_world(model, processor, world: Path) -> dict:
             "pairwise_by_type": win.groupby(pairs.misalignment).mean().round(3).to_dict()}
 
 
-def finetune_and_evaluate(base: Path, world: Path, objective: str, out: Path) -> dict:
-    """The toy preset's fine-tuning (LoRA, seed 0) of `base` on the world's toy VideoCon, then `evaluate_world`."""
+def finetune_and_evaluate(base: Path, world: Path, objective: str, out: Path, steps: int | None = None) -> dict:
+    """The toy preset's fine-tuning (LoRA, seed 0; `steps` instead of its 200 if given) of `base` on the world's toy
+    VideoCon, then `evaluate_world`."""
     from dataclasses import replace
 
     from hacalib.finetune import finetune, load_finetuned
@@ -55,7 +57,8 @@ def finetune_and_evaluate(base: Path, world: Path, objective: str, out: Path) ->
     from hacalib.toyworld import word_class
 
     toy = preset("toy")
-    adapter = finetune(base, world, replace(toy.finetune, objective=objective, seed=0), toy.model, out,
+    cfg = replace(toy.finetune, objective=objective, seed=0, max_steps=steps or toy.finetune.max_steps)
+    adapter = finetune(base, world, cfg, toy.model, out,
                        tagger=WordClassTagger(word_class), progress=False)
     model, processor = load_finetuned(base, adapter, dtype="float32")
     return evaluate_world(model, processor, world)
@@ -75,6 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--held-out", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--evaluate", action="store_true")
+    ap.add_argument("--finetune-steps", type=int, default=None, help="fine-tuning steps (default: the preset's 200)")
     ap.add_argument("--finetune", default="", help="comma-separated objectives (entail, haca, haca_mask) to fine-tune "
                     "the result with, as the toy preset does (seed 0), each then evaluated like --evaluate")
     args = ap.parse_args(argv)
@@ -110,10 +114,12 @@ def main(argv: list[str] | None = None) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
         sched.step()
-        if step % 300 == 0 or step == args.steps:
+        if step % 300 == 0 and step < args.steps:
             by = held_out_accuracy(model, proc, held_out, nvt, kinds, args.agents)
             print(f"step {step} world {world_loss.item():.3f} motion {motion_loss.item():.3f} held-out {by} "
                   f"{time.time() - t0:.0f}s", flush=True)
+    by = held_out_accuracy(model, proc, held_out, nvt, kinds, args.agents)  # --steps 0: the --init model as it is
+    print(f"step {args.steps} held-out {by} {time.time() - t0:.0f}s", flush=True)
     model.eval()
     model.save_pretrained(args.out)
     proc.save_pretrained(args.out)
@@ -122,7 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
         result["world"] = evaluate_world(model, proc, world)
         print(result["world"], flush=True)
     for objective in filter(None, args.finetune.split(",")):
-        result[objective] = finetune_and_evaluate(Path(args.out), world, objective, Path(f"{args.out}-{objective}"))
+        result[objective] = finetune_and_evaluate(Path(args.out), world, objective, Path(f"{args.out}-{objective}"),
+                                                  args.finetune_steps)
         print(objective, result[objective], flush=True)
     return result
 
