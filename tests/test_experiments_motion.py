@@ -1,4 +1,4 @@
-"""experiments/motion/fresh_scenes.py (PROTOCOL's motion diagnostic) still runs: a few steps on the smoke world."""
+"""experiments/motion/ (PROTOCOL's motion and order diagnostics) still runs: a few steps on the smoke world."""
 
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ from hacalib.toyworld.questions import ORDINALS, all_questions
 from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
 
+
 def ordinal_move_questions(scene) -> list[tuple[str, str, str]]:
     """Not in the world's grammar (diagnostic only): "where does X move first?" -> the direction of X's first move,
     kind "first"; the same for "second", for shapes that move more than once. Unlike "when", the answer follows from
