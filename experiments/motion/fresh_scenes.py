@@ -84,6 +84,21 @@ def answer_logits(model, proc, items, nvt):
     return logits[torch.arange(len(items)), att.sum(1) - 1]
 
 
+def question_loss(model, proc, items, nvt) -> torch.Tensor:
+    """Cross-entropy of each item's one-word answer at its answer position (`answer_logits`), batch mean."""
+    target = torch.tensor(proc.tokenizer.convert_tokens_to_ids([it[2] for it in items]))
+    return torch.nn.functional.cross_entropy(answer_logits(model, proc, items, nvt), target)
+
+
+def scene_options(world: str | Path, events: str, moves_only: bool) -> dict:
+    """`new_scene`/`draw` keyword options for a built toy world: its sampled frames, frame count and canvas, the
+    "min,max" events per scene and whether only move actions are drawn."""
+    manifest = read_json(Path(world) / "toyworld.json")
+    lo, hi = (int(v) for v in events.split(","))
+    return dict(sampled=manifest["sampled_frames"], frames=manifest["config"]["num_frames"],
+                canvas=manifest["config"]["canvas"], events=(lo, hi), moves_only=moves_only)
+
+
 def held_out_accuracy(model, proc, held_out, nvt, kinds, max_agents) -> dict:
     """Greedy answer accuracy on `held_out`, keyed "kind/number of shapes"."""
     model.eval()
@@ -119,12 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "(0: a fresh scene every time)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    manifest = read_json(Path(args.world) / "toyworld.json")
-    sampled, cfg = manifest["sampled_frames"], manifest["config"]
     kinds = args.kinds.split(",")
-    lo, hi = (int(v) for v in args.events.split(","))
-    scene_opts = dict(sampled=sampled, frames=cfg["num_frames"], canvas=cfg["canvas"], events=(lo, hi),
-                      moves_only=args.moves_only)
+    scene_opts = scene_options(args.world, args.events, args.moves_only)
     if args.init:
         model, proc = load_model(args.init, dtype="float32")
     else:
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
             lm = model.model.language_model
             lm.config.rope_parameters["rope_theta"] = args.rope_theta
             lm.rotary_emb = LlamaRotaryEmbedding(config=lm.config)
-    tok, nvt = proc.tokenizer, num_video_tokens(proc, len(sampled))
+    nvt = num_video_tokens(proc, len(scene_opts["sampled"]))
     held_out = draw(np.random.default_rng(123), args.held_out, kinds=kinds, max_agents=args.agents, **scene_opts)
     pool = None
     if args.pool:
@@ -153,8 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     for step in range(1, args.steps + 1):
         items = draw(rng, 32, kinds=kinds, max_agents=1 if step <= args.single_steps else args.agents, pool=pool,
                      **scene_opts)
-        target = torch.tensor(tok.convert_tokens_to_ids([it[2] for it in items]))
-        loss = torch.nn.functional.cross_entropy(answer_logits(model, proc, items, nvt), target)
+        loss = question_loss(model, proc, items, nvt)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

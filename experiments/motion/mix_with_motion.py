@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fresh_scenes import answer_logits, draw, held_out_accuracy  # noqa: E402
+from fresh_scenes import draw, held_out_accuracy, question_loss, scene_options  # noqa: E402
 
 from hacalib.config import PretrainConfig  # noqa: E402
-from hacalib.io import read_json  # noqa: E402
 from hacalib.models import load_model, num_video_tokens  # noqa: E402
 from hacalib.pretrain import PRETRAIN_FILE, load_pretrain_records, pretrain_examples, pretraining_data  # noqa: E402
 from hacalib.train import batch_loss  # noqa: E402
@@ -84,18 +83,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     world = Path(args.world)
-    manifest = read_json(world / "toyworld.json")
-    sampled, wcfg = manifest["sampled_frames"], manifest["config"]
-    lo, hi = (int(v) for v in args.events.split(","))
     kinds = args.kinds.split(",")
-    scene_opts = dict(sampled=sampled, frames=wcfg["num_frames"], canvas=wcfg["canvas"], events=(lo, hi),
-                      moves_only=False)
+    scene_opts = scene_options(world, args.events, moves_only=False)  # the world's seven actions
 
     model, proc = load_model(args.init, dtype="float32")
     cfg = PretrainConfig()
     dataset, collate = pretraining_data(world, pretrain_examples(load_pretrain_records(world / PRETRAIN_FILE)),
                                         model, proc, cfg)
-    tok, nvt = proc.tokenizer, num_video_tokens(proc, len(sampled))
+    nvt = num_video_tokens(proc, len(scene_opts["sampled"]))
     held_out = draw(np.random.default_rng(123), args.held_out, kinds=kinds, max_agents=args.agents, **scene_opts)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     warm = 50
@@ -107,8 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         idx = rng.choice(len(dataset), size=min(cfg.batch_size, len(dataset)), replace=False)
         world_loss = batch_loss(model, collate([dataset[int(i)] for i in idx]))
         items = draw(rng, 32, kinds=kinds, max_agents=args.agents, **scene_opts)
-        target = torch.tensor(tok.convert_tokens_to_ids([it[2] for it in items]))
-        motion_loss = torch.nn.functional.cross_entropy(answer_logits(model, proc, items, nvt), target)
+        motion_loss = question_loss(model, proc, items, nvt)
         opt.zero_grad()
         (world_loss + args.motion_weight * motion_loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
