@@ -1,9 +1,12 @@
-"""Failure analysis: where each model goes wrong, as small tables (the notebook shows frames for the cases)."""
+"""Failure analysis: where each model goes wrong, as small tables (the notebook shows frames for the cases), and
+whether its captioning sees a difference that its yes/no answer misses (`readout_per_item`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from .metrics import classic_vle
 from .tables import ROWS
 
 
@@ -42,3 +45,35 @@ def failure_examples(pairs: pd.DataFrame, answers: pd.DataFrame, n: int = 4) -> 
     first = bad.drop_duplicates("misalignment")
     rest = bad.drop(first.index)
     return pd.concat([first, rest]).head(n).reset_index(drop=True)
+
+
+READOUTS = {
+    "p_yes": "P(yes)",
+    "loglik": "log p(caption | video)",
+    "loglik_other_video": "log p(caption | other video)",
+}
+
+
+def readout_per_item(pairs: pd.DataFrame, logliks: pd.DataFrame) -> pd.DataFrame:
+    """Per held-out VideoCon item of one run, whether the true caption beats the contrast caption by each readout
+    (`READOUTS`): P(yes) (`evaluate.videocon_pairs`, the paper's alignment score), log p(caption | video) and, as a
+    control, log p(caption | another video) (`evaluate.videocon_loglik`). Ties count as wrong, as in `classic_vle`.
+
+    Where the model's captioning prefers the true caption and its P(yes) does not, it has seen the difference but
+    its yes/no answer does not use it; where the other video's log-likelihood prefers it as well, the preference
+    comes from the text alone.
+    """
+    keys = ["video", "neg_caption"]
+    if len(pairs) != len(logliks) or not (pairs[keys].to_numpy() == logliks[keys].to_numpy()).all():
+        raise ValueError("pairs and logliks must hold the same held-out items in the same order "
+                         "(evaluate.videocon_pairs and evaluate.videocon_loglik with the same split and limit)")
+    for col in ("ll_true", "ll_false", "ll_true_other", "ll_false_other"):
+        bad = ~np.isfinite(logliks[col].to_numpy(dtype=float))
+        if bad.any():
+            raise ValueError(f"logliks[{col!r}] is not finite at item {int(np.flatnonzero(bad)[0])}")
+    return pd.DataFrame({
+        "misalignment": pairs["misalignment"].to_numpy(),
+        "p_yes": classic_vle(pairs["p_true"], pairs["p_false"]),
+        "loglik": (logliks["ll_true"] > logliks["ll_false"]).to_numpy(dtype=float),
+        "loglik_other_video": (logliks["ll_true_other"] > logliks["ll_false_other"]).to_numpy(dtype=float),
+    })

@@ -16,7 +16,7 @@ from .data.layout import DataRoot
 from .data.ssv2 import extract_template
 from .errors import DataError
 from .qa import answer_questions, generate_corrections, judge_offline
-from .score import ScoreRequest, p_yes, score_to_file
+from .score import ScoreRequest, caption_loglik, p_yes, score_to_file
 
 
 def _limit(items: Sequence, limit: int | None) -> Sequence:
@@ -86,6 +86,29 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
         "caption": [r.caption for r in rows], "neg_caption": [r.neg_caption for r in rows],
         "p_true": scores[0::2], "p_false": scores[1::2],
+    })
+
+
+def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
+                    video_cache: MutableMapping | None = None, **score_kw: Any) -> pd.DataFrame:
+    """The generative readout of the held-out VideoCon pairs: log p(caption | video) of the true and the contrast
+    caption as the answer to the captioning prompt (`hacalib.score.caption_loglik`, summed over the caption's tokens
+    and EOS), on the row's own video and, as a control, on the next row's video: a preference that survives the
+    wrong video comes from the text alone, not from what the model sees.
+
+    Returns columns misalignment, video, other_video, caption, neg_caption, ll_true, ll_false, ll_true_other,
+    ll_false_other.
+    """
+    rows = heldout_rows(root, split, limit)
+    others = rows[1:] + rows[:1]
+    requests = [ScoreRequest(v.video_path, cap) for r, o in zip(rows, others) for v in (r, o)
+                for cap in (r.caption, r.neg_caption)]
+    ll = caption_loglik(model, processor, requests, video_cache=video_cache, **score_kw).reshape(len(rows), 4)
+    return pd.DataFrame({
+        "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
+        "other_video": [o.videopath for o in others], "caption": [r.caption for r in rows],
+        "neg_caption": [r.neg_caption for r in rows], "ll_true": ll[:, 0], "ll_false": ll[:, 1],
+        "ll_true_other": ll[:, 2], "ll_false_other": ll[:, 3],
     })
 
 

@@ -25,7 +25,7 @@ from .io import atomic_path, write_json
 from .presets import Preset, preset as get_preset
 
 OBJECTIVE_ROWS = ("entail", "haca", "haca_mask")
-BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections")
+BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", "videocon_loglik")
 DEFAULT_MASK_RATIO = 0.45
 
 
@@ -133,7 +133,7 @@ class Experiment:
         where = self.run_dir(row, seed, mask_ratio, **overrides) or self._base_results_dir()
         cfg = self.config
         limits = {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
-                  "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout}
+                  "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout, "videocon_loglik": cfg.videocon_heldout}
         # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
         # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
         from . import prompts
@@ -167,6 +167,8 @@ class Experiment:
             return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions)
         if benchmark == "corrections":
             return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout)
+        if benchmark == "videocon_loglik":
+            return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout, **kw)
         frames = []
         for name in root.ssv2_names():
             matrix, scores = evaluate.retrieval_scores(model, processor, root, name,

@@ -64,3 +64,27 @@ def test_the_same_seed_gives_the_same_adapter(exp, tmp_path):
     a = exp.finetuned("entail", 0) / "adapter_model.safetensors"
     b = other.finetuned("entail", 0) / "adapter_model.safetensors"
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_caption_loglik_readout_scores_each_pair_on_its_video_and_on_another(exp):
+    import numpy as np
+
+    from hacalib.analysis import readout_per_item
+    from hacalib.score import ScoreRequest, caption_loglik
+
+    ll = exp.per_item("videocon_loglik", "haca", 0)
+    pairs = exp.per_item("videocon", "haca", 0)
+    assert len(ll) == len(pairs) >= 2
+    assert (ll["other_video"] != ll["video"]).all()
+    cols = ["ll_true", "ll_false", "ll_true_other", "ll_false_other"]
+    assert np.isfinite(ll[cols].to_numpy()).all() and (ll[cols].to_numpy() < 0).all()
+    # the first row, scored directly: its own video for the two captions, the next row's video for the control
+    model, processor = exp.model("haca", 0)
+    videos = exp.root.videocon_videos
+    direct = caption_loglik(model, processor, [
+        ScoreRequest(str(videos / ll["video"][0]), ll["caption"][0]),
+        ScoreRequest(str(videos / ll["other_video"][0]), ll["neg_caption"][0])])
+    np.testing.assert_allclose(direct, [ll["ll_true"][0], ll["ll_false_other"][0]], rtol=1e-4)
+    readout = readout_per_item(pairs, ll)
+    assert list(readout.columns) == ["misalignment", "p_yes", "loglik", "loglik_other_video"]
+    assert readout["loglik"].tolist() == (ll["ll_true"] > ll["ll_false"]).astype(float).tolist()

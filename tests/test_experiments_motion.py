@@ -65,6 +65,25 @@ def test_ordinal_move_questions_name_each_move_of_a_shape_that_moves_more_than_o
     assert [a for _, a, _ in mod.questions(scene, ["when"])] == ["first", "second", "third"]
 
 
+def test_flip_judgements_pair_the_true_description_with_its_order_flip():
+    import numpy as np
+
+    from hacalib.toyworld.scene import Agent, Event, Scene
+
+    circle = Agent("circle", "red", "big", 8.0, 8.0)
+    two = Scene(agents=(circle,), canvas=32, num_frames=16, events=(
+        Event(0, "move_left", "slowly", 2, 8), Event(0, "move_up", "quickly", 8, 14)))
+    mod = _script()
+    (true_q, yes, k1), (flip_q, no, k2) = mod.flip_judgements(two, np.random.default_rng(0))
+    assert (yes, no, k1, k2) == ("Yes", "No", "flip", "flip")
+    assert "moves left slowly, then it moves up quickly" in true_q
+    assert "moves up quickly, then it moves left slowly" in flip_q
+    one = Scene(agents=(circle,), canvas=32, num_frames=16, events=(Event(0, "move_left", "slowly", 2, 8),))
+    assert mod.flip_judgements(one, np.random.default_rng(0)) == []  # one event: nothing to flip
+    assert mod.questions(two, ["flip"]) == []  # without a generator no flip is drawn
+    assert [a for _, a, _ in mod.questions(two, ["flip"], np.random.default_rng(0))] == ["Yes", "No"]
+
+
 def test_mix_with_motion_trains_on_both_losses_and_evaluates_the_world(tmp_path):
     world = tmp_path / "world"
     build_world(world, size="smoke", seed=0)

@@ -26,7 +26,8 @@ from hacalib.io import read_json
 from hacalib.models import build_toy_model, load_model, num_video_tokens, preprocess_videos
 from hacalib.pretrain import toy_vocabulary
 from hacalib.score import _pad, prompt_ids
-from hacalib.toyworld.grammar import np_of
+from hacalib.toyworld.grammar import ENTAIL_INSTRUCTION, describe, np_of, realize
+from hacalib.toyworld.hallucinate import hallucinate_flip
 from hacalib.toyworld.questions import ORDINALS, all_questions
 from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
@@ -45,9 +46,23 @@ def ordinal_move_questions(scene) -> list[tuple[str, str, str]]:
     return out
 
 
-def questions(scene, kinds) -> list[tuple[str, str, str]]:
-    """The scene's questions of the given kinds: the world's grammar plus the diagnostic "first"/"second"."""
-    return [q for q in all_questions(scene) + ordinal_move_questions(scene) if q[2] in kinds]
+def flip_judgements(scene, rng) -> list[tuple[str, str, str]]:
+    """Diagnostic only, kind "flip": the pretraining yes/no instruction about the scene's true description ("Yes")
+    and about its event-order flip (`hallucinate_flip`, "No"); empty when the scene allows no flip. VideoCon's
+    flip pair as a direct yes/no task: is the order judgement learnable when it is supervised?"""
+    desc = describe(scene)
+    flipped = hallucinate_flip(scene, desc, rng)
+    if flipped is None:
+        return []
+    return [(ENTAIL_INSTRUCTION.format(caption=realize(desc)), "Yes", "flip"),
+            (ENTAIL_INSTRUCTION.format(caption=realize(flipped)), "No", "flip")]
+
+
+def questions(scene, kinds, rng=None) -> list[tuple[str, str, str]]:
+    """The scene's questions of the given kinds: the world's grammar plus the diagnostic "first"/"second" and
+    (with `rng`, which draws the flipped pair) "flip"."""
+    extra = flip_judgements(scene, rng) if "flip" in kinds and rng is not None else []
+    return [q for q in all_questions(scene) + ordinal_move_questions(scene) + extra if q[2] in kinds]
 
 
 def new_scene(rng, agents, *, sampled, frames, canvas, events, moves_only, **_):
@@ -67,7 +82,7 @@ def draw(rng, n, *, kinds, max_agents, pool=None, **scene_opts):
             scene = pool[agents][int(rng.integers(len(pool[agents])))]
         else:
             scene = new_scene(rng, agents, **scene_opts)
-        qs = questions(scene, kinds) if scene is not None else []
+        qs = questions(scene, kinds, rng) if scene is not None else []
         if not qs:
             continue
         q, a, k = qs[int(rng.integers(len(qs)))]
@@ -116,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("out")
     ap.add_argument("--world", default="cache/toyworld/default-seed0", help="a built toy world (vocabulary, frames)")
     ap.add_argument("--kinds", default="where", help="comma-separated question types: where, when, what, how; "
-                    "first, second (diagnostic only: where a shape moves first / second)")
+                    "first, second (diagnostic only: where a shape moves first / second); flip (diagnostic only: yes/no "
+                    "on the true description or its event-order flip)")
     ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--events", default="1,1", help="min,max events per scene")
     ap.add_argument("--moves-only", action="store_true")
@@ -155,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
         for n in pool:
             while len(pool[n]) < args.pool:
                 sc = new_scene(prng, n, **scene_opts)
-                if sc is not None and questions(sc, kinds):
+                if sc is not None and questions(sc, kinds, prng):
                     pool[n].append(sc)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
