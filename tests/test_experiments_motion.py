@@ -65,7 +65,7 @@ def test_ordinal_move_questions_name_each_move_of_a_shape_that_moves_more_than_o
     assert [a for _, a, _ in mod.questions(scene, ["when"])] == ["first", "second", "third"]
 
 
-def test_flip_judgements_pair_the_true_description_with_its_order_flip():
+def test_flip_judgements_pair_the_true_description_with_its_order_flip_and_first_yn_asks_the_first_move():
     import numpy as np
 
     from hacalib.toyworld.scene import Agent, Event, Scene
@@ -82,6 +82,8 @@ def test_flip_judgements_pair_the_true_description_with_its_order_flip():
     assert mod.flip_judgements(one, np.random.default_rng(0)) == []  # one event: nothing to flip
     assert mod.questions(two, ["flip"]) == []  # without a generator no flip is drawn
     assert [a for _, a, _ in mod.questions(two, ["flip"], np.random.default_rng(0))] == ["Yes", "No"]
+    assert mod.questions(two, ["first_yn"]) == [("does the big red circle move left first?", "Yes", "first_yn"),
+                                                 ("does the big red circle move up first?", "No", "first_yn")]
 
 
 def test_mix_with_motion_trains_on_both_losses_and_evaluates_the_world(tmp_path):

@@ -46,6 +46,20 @@ def ordinal_move_questions(scene) -> list[tuple[str, str, str]]:
     return out
 
 
+def ordinal_yes_no(scene) -> list[tuple[str, str, str]]:
+    """Diagnostic only, kind "first_yn": "does X move <direction> first?" about a shape that moves twice or more,
+    "Yes" for its first move's direction and "No" for its second's: the order check of a flip pair, in a short
+    question with the ordinal fixed."""
+    out = []
+    for i, agent in enumerate(scene.agents):
+        moves = [e.action[5:] for e in scene.events if e.agent == i and e.action.startswith("move_")]
+        if len(moves) >= 2:
+            np_ = np_of(agent).text()
+            out += [(f"does {np_} move {moves[0]} first?", "Yes", "first_yn"),
+                    (f"does {np_} move {moves[1]} first?", "No", "first_yn")]
+    return out
+
+
 def flip_judgements(scene, rng) -> list[tuple[str, str, str]]:
     """Diagnostic only, kind "flip": the pretraining yes/no instruction about the scene's true description ("Yes")
     and about its event-order flip (`hallucinate_flip`, "No"); empty when the scene allows no flip. VideoCon's
@@ -62,7 +76,8 @@ def questions(scene, kinds, rng=None) -> list[tuple[str, str, str]]:
     """The scene's questions of the given kinds: the world's grammar plus the diagnostic "first"/"second" and
     (with `rng`, which draws the flipped pair) "flip"."""
     extra = flip_judgements(scene, rng) if "flip" in kinds and rng is not None else []
-    return [q for q in all_questions(scene) + ordinal_move_questions(scene) + extra if q[2] in kinds]
+    return [q for q in all_questions(scene) + ordinal_move_questions(scene) + ordinal_yes_no(scene) + extra
+            if q[2] in kinds]
 
 
 def new_scene(rng, agents, *, sampled, frames, canvas, events, moves_only, **_):
@@ -131,7 +146,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("out")
     ap.add_argument("--world", default="cache/toyworld/default-seed0", help="a built toy world (vocabulary, frames)")
     ap.add_argument("--kinds", default="where", help="comma-separated question types: where, when, what, how; "
-                    "first, second (diagnostic only: where a shape moves first / second); flip (diagnostic only: yes/no "
+                    "first, second (diagnostic only: where a shape moves first / second); first_yn (diagnostic only: "
+                    "does X move <direction> first?); flip (diagnostic only: yes/no "
                     "on the true description or its event-order flip)")
     ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--events", default="1,1", help="min,max events per scene")
