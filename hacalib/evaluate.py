@@ -94,7 +94,8 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
     """The generative readout of the held-out VideoCon pairs: log p(caption | video) of the true and the contrast
     caption as the answer to the captioning prompt (`hacalib.score.caption_loglik`, summed over the caption's tokens
     and EOS), on the row's own video and, as a control, on the next row's video: a preference that survives the
-    wrong video comes from the text alone, not from what the model sees.
+    wrong video comes from the text alone, not from what the model sees. (With a single row the "other" video is
+    the row's own, and the control says nothing.)
 
     Returns columns misalignment, video, other_video, caption, neg_caption, ll_true, ll_false, ll_true_other,
     ll_false_other.

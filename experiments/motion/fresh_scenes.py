@@ -33,13 +33,18 @@ from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
 
 
+def _move_directions(scene, agent: int) -> list[str]:
+    """The directions of the agent's moves, in the order they happen ("left", "up", ...)."""
+    return [e.action[5:] for e in scene.events if e.agent == agent and e.action.startswith("move_")]
+
+
 def ordinal_move_questions(scene) -> list[tuple[str, str, str]]:
     """Not in the world's grammar (diagnostic only): "where does X move first?" -> the direction of X's first move,
     kind "first"; the same for "second", for shapes that move more than once. Unlike "when", the answer follows from
     the video alone once the ordinal is read, so learning it does not start from an interaction of question and video."""
     out = []
     for i, agent in enumerate(scene.agents):
-        moves = [e.action[5:] for e in scene.events if e.agent == i and e.action.startswith("move_")]
+        moves = _move_directions(scene, i)
         if len(moves) >= 2:
             for ordinal, direction in zip(ORDINALS, moves):
                 out.append((f"where does {np_of(agent).text()} move {ordinal}?", direction, ordinal))
@@ -52,7 +57,7 @@ def ordinal_yes_no(scene) -> list[tuple[str, str, str]]:
     question with the ordinal fixed."""
     out = []
     for i, agent in enumerate(scene.agents):
-        moves = [e.action[5:] for e in scene.events if e.agent == i and e.action.startswith("move_")]
+        moves = _move_directions(scene, i)
         if len(moves) >= 2:
             np_ = np_of(agent).text()
             out += [(f"does {np_} move {moves[0]} first?", "Yes", "first_yn"),
@@ -73,8 +78,8 @@ def flip_judgements(scene, rng) -> list[tuple[str, str, str]]:
 
 
 def questions(scene, kinds, rng=None) -> list[tuple[str, str, str]]:
-    """The scene's questions of the given kinds: the world's grammar plus the diagnostic "first"/"second" and
-    (with `rng`, which draws the flipped pair) "flip"."""
+    """The scene's questions of the given kinds: the world's grammar plus the diagnostic "first"/"second",
+    "first_yn" and (with `rng`, which draws the flipped pair) "flip"."""
     extra = flip_judgements(scene, rng) if "flip" in kinds and rng is not None else []
     return [q for q in all_questions(scene) + ordinal_move_questions(scene) + ordinal_yes_no(scene) + extra
             if q[2] in kinds]
@@ -146,9 +151,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("out")
     ap.add_argument("--world", default="cache/toyworld/default-seed0", help="a built toy world (vocabulary, frames)")
     ap.add_argument("--kinds", default="where", help="comma-separated question types: where, when, what, how; "
-                    "first, second (diagnostic only: where a shape moves first / second); first_yn (diagnostic only: "
-                    "does X move <direction> first?); flip (diagnostic only: yes/no "
-                    "on the true description or its event-order flip)")
+                    "diagnostic only: first, second (where does X move first / second?), "
+                    "first_yn (does X move <direction> first?), "
+                    "flip (yes/no on the true description or its event-order flip)")
     ap.add_argument("--agents", type=int, default=3)
     ap.add_argument("--events", default="1,1", help="min,max events per scene")
     ap.add_argument("--moves-only", action="store_true")
