@@ -105,6 +105,15 @@ def summarize_runs(per_item: dict[tuple[str, int], pd.DataFrame], group: str, me
     return pd.DataFrame(lines)
 
 
+def summarize_with_overall(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metrics: Sequence[str],
+                           **kwargs) -> pd.DataFrame:
+    """`summarize_runs` per value of `group`, then over every item as the group value "all": one grouping column,
+    so the table has no empty cells and `pivot` shows "all" as its last column. `kwargs` go to `summarize_runs`."""
+    by_group = summarize_runs(per_item, group, metrics, **kwargs)
+    overall = summarize_runs(per_item, "all", metrics, **kwargs).rename(columns={"all": group})
+    return pd.concat([by_group, overall], ignore_index=True)
+
+
 def format_cell(value: float, low: float, high: float, scale: float = 100.0, digits: int = 1) -> str:
     """'61.2 [58.1, 64.3]' (percent by default); a value-less cell reads 'collapsed'."""
     if not np.isfinite(value):

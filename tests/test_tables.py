@@ -49,3 +49,14 @@ def test_collapsed_runs_are_left_out_and_never_shown_as_numbers():
 def test_format_cell():
     assert format_cell(0.6123, 0.58, 0.643) == "61.2 [58.0, 64.3]"
     assert format_cell(0.5, np.nan, np.nan) == "50.0"
+
+
+def test_summarize_with_overall_puts_the_pooled_rows_under_the_group_value_all():
+    from hacalib.tables import summarize_with_overall
+
+    per_item = {("haca", s): pd.DataFrame({"misalignment": ["flip", "flip", "attribute", "attribute"],
+                                           "acc": [1.0, 0.0, 1.0, float(s)]}) for s in (0, 1)}
+    out = summarize_with_overall(per_item, "misalignment", ["acc"])
+    assert out["misalignment"].tolist() == ["flip", "attribute", "all"] and "all" not in out.columns
+    assert out["value"].tolist() == pytest.approx([0.5, 0.75, 0.625])
+    assert list(pivot(out, "misalignment", "acc").columns) == ["model", "flip", "attribute", "all"]
