@@ -35,14 +35,15 @@ def evaluate_world(model, processor, world: Path) -> dict:
     """Toy MSRVTT-QA exact match by question word pair, toy VideoCon pairwise accuracy by type (and overall)."""
     from hacalib import evaluate
     from hacalib.data.layout import DataRoot
+    from hacalib.tables import pairwise_per_item
 
     root = DataRoot(world)
     qa = evaluate.qa_answers(model, processor, root)
     qa_by = qa.groupby(qa.question.str.extract(r"^(\w+ \w+)")[0])["exact"].mean().round(3).to_dict()
     pairs = evaluate.videocon_pairs(model, processor, root, batch_size=16)
-    win = pairs.p_true > pairs.p_false
-    return {"qa_exact": qa_by, "pairwise": round(float(win.mean()), 3),
-            "pairwise_by_type": win.groupby(pairs.misalignment).mean().round(3).to_dict()}
+    win = pairwise_per_item(pairs)  # the figures' pairwise accuracy, ties wrong
+    return {"qa_exact": qa_by, "pairwise": round(float(win.pairwise_acc.mean()), 3),
+            "pairwise_by_type": win.groupby("misalignment").pairwise_acc.mean().round(3).to_dict()}
 
 
 def finetune_and_evaluate(base: Path, world: Path, objective: str, out: Path, steps: int | None = None) -> dict:
