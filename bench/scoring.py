@@ -2,7 +2,7 @@
 
 Runs every method in one process on the same inputs (random frames, random captions, 32 per video) and
 prints one JSON line last: {"bench", "device", "baseline_per_s", "improved_per_s", "speedup",
-"max_abs_diff", ...}. Methods (all `hacalib.score.p_yes`):
+"max_abs_diff", ...}. Methods (all `hacalib.scoring.pyes.p_yes`):
 
 - baseline: method="naive", batch_size=1 — one full forward per (video, caption), vision tower included;
 - batched naive: method="naive", batch_size=--naive-batch (reported as `batched_naive_per_s`);
@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from hacalib.models import build_toy_model, build_toy_processor
-from hacalib.score import ScoreRequest, VideoLoader, p_yes
+from hacalib.scoring.pyes import p_yes
+from hacalib.scoring.requests import ScoreRequest, VideoLoader
 
 WORDS = (
     "a the one two three red blue green yellow circle square triangle star moves jumps left right up down "

@@ -1,4 +1,4 @@
-"""Benchmark: LoRA fine-tuning steps through `hacalib.train.train` itself (accelerate, mixed precision, the
+"""Benchmark: LoRA fine-tuning steps through `hacalib.training.loop.train` itself (accelerate, mixed precision, the
 optimizer, scheduler, clipping, metrics and the final adapter save), packed and padded, on HACA-mask examples.
 
 `bench/training.py` compares the step's arithmetic in one process; this one checks that the whole loop runs at
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import torch
 
-from hacalib.datasets import training_data
 from hacalib.presets import preset
-from hacalib.train import read_metrics, train
+from hacalib.training.datasets import training_data
+from hacalib.training.loop import train
+from hacalib.training.metrics_log import read_metrics
 
 
 def _bench_module(name: str):

@@ -3,7 +3,7 @@
 Runs every method in one process on the same inputs (random frames, random captions; each video has HACA-mask's
 3 targets: Yes / No + correction / masked reconstruction) and prints one JSON line last: {"bench", "device",
 "baseline_per_s", "improved_per_s", "speedup", "max_abs_diff", ...} (targets per second; max_abs_diff between
-the step losses). Every method runs the same step, `hacalib.train.batch_loss` + backward + AdamW step:
+the step losses). Every method runs the same step, `hacalib.training.loss.batch_loss` + backward + AdamW step:
 
 - baseline: one padded sequence per target (`VideoTextDataset` + `pad_collate`), the vision tower once per
   sequence, logits at every position;
@@ -19,7 +19,7 @@ Processed videos and collated batches are prepared before timing (decoding is no
 Shapes:
 - `small` (default): the toy Video-LLaVA on the CPU, float32, LoRA r=16 on every Llama projection.
 - `7b`: Video-LLaVA-7B shape with random weights (`bench/scoring.py`'s `build_7b`), bf16 weights, bf16
-  autocast (as `hacalib.train` runs on CUDA), LoRA r=128 on every Llama projection (peft keeps the adapters
+  autocast (as `hacalib.training.loop` runs on CUDA), LoRA r=128 on every Llama projection (peft keeps the adapters
   in float32). Also reports peak GPU memory per method and the fraction of the bf16 matmul rate measured in
   this process. Needs CUDA.
 
@@ -41,13 +41,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hacalib.collate import pad_collate
-from hacalib.datasets import PackedVideoDataset, VideoTextDataset, packed_collate
-from hacalib.examples import build_examples, encode
-from hacalib.feature_cache import VisionFeatureCache
-from hacalib.masking import WordClassTagger
 from hacalib.models import add_lora, build_toy_model, num_video_tokens, preprocess_videos
-from hacalib.train import IGNORE_INDEX, batch_loss
+from hacalib.training.collate import packed_collate, pad_collate
+from hacalib.training.datasets import PackedVideoDataset, VideoTextDataset
+from hacalib.training.examples import build_examples, encode
+from hacalib.training.feature_cache import VisionFeatureCache
+from hacalib.training.loss import IGNORE_INDEX, batch_loss
+from hacalib.training.masking import WordClassTagger
 
 
 def _scoring_module():

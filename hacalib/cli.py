@@ -1,4 +1,7 @@
-"""The `haca` command. Each subcommand is a thin wrapper around a library function (imported lazily)."""
+"""The `haca` command. Each subcommand is a thin wrapper around a library function (imported lazily).
+
+May import: `hacalib.errors`, `hacalib.report`, `hacalib.reproduce`, `hacalib.toyworld`.
+"""
 
 from __future__ import annotations
 
@@ -31,13 +34,13 @@ def cmd_toyworld(args: argparse.Namespace) -> int:
 
 
 def cmd_score_retrieval(args: argparse.Namespace) -> int:
-    from .retrieval_cli import main as retrieval_main
+    from .report.retrieval_report import main as retrieval_main
 
     return retrieval_main(["--matrix", args.matrix, "--scores", args.scores])
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .provenance import provenance
+    from .report.provenance import provenance
 
     print(json.dumps(provenance(), indent=2))
     return 0

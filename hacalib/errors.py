@@ -1,4 +1,7 @@
-"""One error type for bad input, so callers can catch it and users see where the problem is."""
+"""One error type for bad input, so callers can catch it and users see where the problem is.
+
+May import: the standard library only.
+"""
 
 from __future__ import annotations
 

@@ -6,6 +6,12 @@
 Every notebook builds the same `Experiment` from its parameters, so `haca reproduce` trains each run once and
 scores each (run, benchmark) once, whichever notebook asks first. Rows: `pretrained` (the base model, no
 fine-tuning seed) and one per objective (entail, haca, haca_mask), each with every seed.
+
+The data root is the user's real data for the paper preset, the toy world (built once under the cache) otherwise
+(`data_root_for`). A preset is configuration, not a fork.
+
+May import: every stage below it (`hacalib.toyworld`, `hacalib.models`, `hacalib.training`, `hacalib.scoring`) and
+`hacalib.presets`; imported by `hacalib.notebook` and the notebooks.
 """
 
 from __future__ import annotations
@@ -19,14 +25,42 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from . import evaluate, pipeline
+from . import prompts
+from .config import DEFAULT_MASK_RATIO, OBJECTIVES
 from .data.layout import DataRoot
 from .io import atomic_path, write_json
-from .presets import Preset, preset as get_preset
+from .presets import Preset
+from .presets import preset as get_preset
+from .scoring import evaluate
 
-OBJECTIVE_ROWS = ("entail", "haca", "haca_mask")
+OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
 BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", "videocon_loglik")
-DEFAULT_MASK_RATIO = 0.45
+
+
+def world_size(smoke: bool) -> str:
+    return "smoke" if smoke else "default"
+
+
+def ensure_world(cache_dir: str | Path, *, smoke: bool, seed: int = 0) -> Path:
+    """Build (or reuse) the toy world under `cache_dir/toyworld/<size>-seed<seed>` and return its data root."""
+    from .toyworld import build_world
+
+    out = Path(cache_dir) / "toyworld" / f"{world_size(smoke)}-seed{seed}"
+    build_world(out, size=world_size(smoke), seed=seed)  # a complete world with the same config is not rebuilt
+    return out
+
+
+def data_root_for(preset: str, data_root: str | Path, cache_dir: str | Path, *, smoke: bool,
+                  world_seed: int = 0) -> DataRoot:
+    """The data root a notebook reads: the user's real data for the paper preset, the toy world otherwise."""
+    if preset == "toy":
+        return DataRoot(ensure_world(cache_dir, smoke=smoke, seed=world_seed))
+    if not data_root:
+        raise ValueError(f"preset {preset!r} needs data_root: a folder laid out as in the README")
+    root = DataRoot(data_root)
+    if not root.path.is_dir():
+        raise FileNotFoundError(f"data_root {root.path} does not exist")
+    return root
 
 
 @dataclass
@@ -46,7 +80,7 @@ class Experiment:
 
     @property
     def root(self) -> DataRoot:
-        return pipeline.data_root_for(self.preset, self.data_root, self.cache_dir, smoke=self.smoke,
+        return data_root_for(self.preset, self.data_root, self.cache_dir, smoke=self.smoke,
                                       world_seed=self.world_seed)
 
     @property
@@ -54,12 +88,10 @@ class Experiment:
         return f"{self.preset}-{'smoke' if self.smoke else 'full'}-world{self.world_seed}"
 
     def tagger(self):
-        if self.preset == "toy":
-            from .masking import WordClassTagger
-            from .toyworld import word_class
+        """The masking task's tagger for this data root (toy grammar's word classes, else spaCy's)."""
+        from .training.masking import tagger_for
 
-            return WordClassTagger(word_class)
-        return None  # spaCy's en_core_web_sm
+        return tagger_for(self.root.path)
 
     # ------------------------------------------------------------------ models
     def base_model(self) -> str | Path:
@@ -67,7 +99,7 @@ class Experiment:
         cfg = self.config
         if cfg.pretrain is None:
             return cfg.base_model
-        from .pretrain import pretrain_toy_model
+        from .training.pretrain import pretrain_toy_model
 
         out = Path(self.cache_dir) / "models" / f"toy-base-{self.tag}-seed{cfg.pretrain.seed}"
         return pretrain_toy_model(self.root.path, out, cfg.pretrain, progress=self.progress)
@@ -79,7 +111,7 @@ class Experiment:
 
     def finetuned(self, objective: str, seed: int, mask_ratio: float | None = None, **overrides: Any) -> Path:
         """Train (or reuse) the adapter of one run; `overrides` change TrainConfig fields (e.g. loss_reduction)."""
-        from .finetune import finetune
+        from .training.finetune import finetune
 
         cfg = self.config
         ratio = DEFAULT_MASK_RATIO if mask_ratio is None else mask_ratio
@@ -96,8 +128,8 @@ class Experiment:
         """(model, processor) of a row: the base model, or the base model + that run's adapter (kept in memory)."""
         key = (row, seed, mask_ratio, tuple(sorted(overrides.items())))
         if key not in self._models:
-            from .finetune import load_finetuned
             from .models import load_model
+            from .training.finetune import load_finetuned
 
             base = self.base_model()
             dtype = self.config.model.dtype
@@ -136,8 +168,6 @@ class Experiment:
                   "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout, "videocon_loglik": cfg.videocon_heldout}
         # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
         # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
-        from . import prompts
-
         key = hashlib.sha256(json.dumps([benchmark, limits[benchmark], str(self.root.path), prompts.PROMPT_VERSION,
                                          asdict(cfg.model), str(self.base_model())], default=str).encode()).hexdigest()[:10]
         path = where / "eval" / f"{benchmark}-{key}.csv"

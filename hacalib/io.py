@@ -1,4 +1,7 @@
-"""Atomic file writes: a killed process never leaves a half-written file that a later run trusts."""
+"""Atomic file writes: a killed process never leaves a half-written file that a later run trusts.
+
+May import: `hacalib.errors`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""What every notebook does first: quiet logging, an `Experiment` from the parameters cell, a provenance record."""
+"""What every notebook does first: quiet logging, an `Experiment` from the parameters cell, a provenance record.
+
+May import: `hacalib.experiment`, `hacalib.report`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any, Sequence
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .experiment import Experiment
-from .provenance import provenance
+from .report.provenance import provenance
 
 
 def quiet() -> None:
@@ -44,7 +47,7 @@ def attach_run_config(prov: dict, exp: Experiment) -> dict:
     """Add the experiment's full configuration (model, training, limits, base model) to a provenance record."""
     from dataclasses import asdict, is_dataclass
 
-    from .provenance import redact
+    from .report.provenance import redact
 
     desc = exp.describe()
     return {**prov, "experiment": redact({k: asdict(v) if is_dataclass(v) else v for k, v in desc.items()})}

@@ -2,6 +2,8 @@
 
 `preset("toy")` is what `haca reproduce` runs on a CPU; `preset("toy", smoke=True)` is the tiny version the tests
 and `--smoke` run; `preset("videollava-7b")` is the paper's setting (real model, real data under a data_root).
+
+May import: `hacalib.config`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
 """Prompt templates, versioned: every table prints `PROMPT_VERSION` and `templates()` in its provenance.
 
-All prompts use Video-LLaVA's chat format (`USER: <video>\\n... ASSISTANT:`). The answer follows the
-prompt after `ANSWER_SEP`; training (`hacalib.examples.encode`) and scoring read the first answer token
-at the same place, so `Yes`/`No` are tokenized identically in both.
-Change a template only together with `PROMPT_VERSION`.
+A model family's chat template is a `ChatTemplate` (`hacalib.models.family`): the prompts of every task, the
+answer separator and the video placeholder. `VIDEO_LLAVA` is Video-LLaVA's (`USER: <video>\\n... ASSISTANT:`);
+the module-level functions below are its prompts. The answer follows the prompt after `answer_sep`; training
+(`hacalib.training.examples.encode`) and scoring read the first answer token at the same place, so `Yes`/`No`
+are tokenized identically in both. Change a template only together with `PROMPT_VERSION`.
+
+May import: nothing of hacalib (a leaf).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 PROMPT_VERSION = "v1"
 
@@ -36,24 +40,62 @@ HACA_NEGATIVE_FORMATS = {
 DEFAULT_HACA_FORMAT = "comma"
 
 
+@dataclass(frozen=True)
+class ChatTemplate:
+    """The prompts of one model family: each a template with one placeholder, plus how answers follow them.
+
+    Attributes:
+        entail, mask, caption, qa: templates with `{caption}`, `{masked_caption}`, none, `{question}`; each holds
+            `video_token` once.
+        answer_sep: text between a prompt and its answer.
+        video_token: the placeholder the processor expands to the video's tokens.
+    """
+
+    entail: str
+    mask: str
+    caption: str
+    qa: str
+    answer_sep: str = ANSWER_SEP
+    video_token: str = VIDEO_TOKEN
+
+    def entail_prompt(self, caption: str) -> str:
+        """The entailment question for one description (training and every P(yes) scorer)."""
+        return self.entail.format(caption=caption.strip())
+
+    def mask_prompt(self, masked_caption: str) -> str:
+        """The masking-correction question; `masked_caption` already holds `MASK_TOKEN` where words were hidden."""
+        return self.mask.format(masked_caption=masked_caption.strip())
+
+    def caption_prompt(self) -> str:
+        """The captioning question (toy pretraining, the generative readout)."""
+        return self.caption
+
+    def qa_prompt(self, question: str) -> str:
+        """An open question about the video (toy pretraining, MSRVTT-QA)."""
+        return self.qa.format(question=question.strip())
+
+
+VIDEO_LLAVA = ChatTemplate(entail=ENTAIL_TEMPLATE, mask=MASK_TEMPLATE, caption=CAPTION_TEMPLATE, qa=QA_TEMPLATE)
+
+
 def entail_prompt(caption: str) -> str:
-    """The entailment question for one description (used by training and by every P(yes) scorer)."""
-    return ENTAIL_TEMPLATE.format(caption=caption.strip())
+    """Video-LLaVA's entailment question for one description (`VIDEO_LLAVA.entail_prompt`)."""
+    return VIDEO_LLAVA.entail_prompt(caption)
 
 
 def mask_prompt(masked_caption: str) -> str:
-    """The masking-correction question; `masked_caption` already holds `MASK_TOKEN` where words were hidden."""
-    return MASK_TEMPLATE.format(masked_caption=masked_caption.strip())
+    """Video-LLaVA's masking-correction question (`VIDEO_LLAVA.mask_prompt`)."""
+    return VIDEO_LLAVA.mask_prompt(masked_caption)
 
 
 def caption_prompt() -> str:
-    """The captioning question used to pretrain the toy model."""
-    return CAPTION_TEMPLATE
+    """Video-LLaVA's captioning question (`VIDEO_LLAVA.caption_prompt`)."""
+    return VIDEO_LLAVA.caption_prompt()
 
 
 def qa_prompt(question: str) -> str:
-    """An open question about the video (toy pretraining, MSRVTT-QA)."""
-    return QA_TEMPLATE.format(question=question.strip())
+    """Video-LLaVA's open question about the video (`VIDEO_LLAVA.qa_prompt`)."""
+    return VIDEO_LLAVA.qa_prompt(question)
 
 
 def entail_target(entails: bool) -> str:

@@ -5,6 +5,8 @@ carry the outputs of the last reproduction, and writes tables/figures under `fig
 the committed notebooks or figures: it writes executed copies and artifacts under `runs/smoke/`.
 Expensive work (toy world, pretrained base model, fine-tuning runs) is cached under `cache/` by the library, so
 notebooks that need the same training run share it instead of repeating it.
+
+May import: papermill, `hacalib.io`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hacalib.analysis import readout_per_item
+from hacalib.report.analysis import readout_per_item
 
 
 def _pairs():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hacalib.collate import pad_collate
+from hacalib.training.collate import pad_collate
 
 
 def _feat(ids, labels):

@@ -7,9 +7,9 @@ import pytest
 from hacalib import prompts
 from hacalib.data.videocon import Triplet
 from hacalib.errors import DataError
-from hacalib.examples import OBJECTIVES, Example, answer_token_ids, build_examples, count_by_kind, encode
-from hacalib.masking import WordClassTagger
 from hacalib.models import build_word_tokenizer
+from hacalib.training.examples import OBJECTIVES, Example, answer_token_ids, build_examples, count_by_kind, encode
+from hacalib.training.masking import WordClassTagger
 
 CLASSES = {"a": "DET", "the": "DET", "red": "ADJ", "blue": "ADJ", "circle": "NOUN", "square": "NOUN",
            "moves": "VERB", "grows": "VERB", "left": "ADV", "right": "ADV", "then": "ADV", "it": "PRON"}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import hacalib.finetune as finetune_mod
+import hacalib.training.finetune as finetune_mod
 from hacalib.experiment import Experiment
 
 pytestmark = pytest.mark.slow
@@ -69,8 +69,9 @@ def test_the_same_seed_gives_the_same_adapter(exp, tmp_path):
 def test_caption_loglik_readout_scores_each_pair_on_its_video_and_on_another(exp):
     import numpy as np
 
-    from hacalib.analysis import readout_per_item
-    from hacalib.score import ScoreRequest, caption_loglik
+    from hacalib.report.analysis import readout_per_item
+    from hacalib.scoring.loglik import caption_loglik
+    from hacalib.scoring.requests import ScoreRequest
 
     ll = exp.per_item("videocon_loglik", "haca", 0)
     pairs = exp.per_item("videocon", "haca", 0)

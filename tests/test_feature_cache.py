@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from hacalib.config import TrainConfig
-from hacalib.datasets import PackedVideoDataset, packed_collate
 from hacalib.errors import DataError
-from hacalib.examples import build_examples, encode
-from hacalib.feature_cache import VisionFeatureCache, vision_is_frozen
-from hacalib.masking import WordClassTagger
 from hacalib.models import add_lora, build_toy_model, num_video_tokens
-from hacalib.train import batch_loss, target_loss, train
+from hacalib.training.collate import packed_collate
+from hacalib.training.datasets import PackedVideoDataset
+from hacalib.training.examples import build_examples, encode
+from hacalib.training.feature_cache import VisionFeatureCache, vision_is_frozen
+from hacalib.training.loop import train
+from hacalib.training.loss import batch_loss, target_loss
+from hacalib.training.masking import WordClassTagger
 
 NOUNS, VERBS, ADJ = ["circle", "square", "star"], ["moves", "jumps", "grows"], ["red", "blue", "green", "big"]
 WORDS = NOUNS + VERBS + ADJ + ["a", "the", "left", "right", "then"]

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from hacalib.masking import (
+from hacalib.training.masking import (
     CONTENT_POS,
     MASK_TOKEN,
     WordClassTagger,

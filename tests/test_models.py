@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from hacalib import prompts
-from hacalib.examples import Example, answer_token_ids, encode
 from hacalib.models import (
     add_lora,
     build_toy_model,
@@ -20,6 +19,7 @@ from hacalib.models import (
     save_adapter,
     save_model,
 )
+from hacalib.training.examples import Example, answer_token_ids, encode
 
 WORDS = "a the red blue green circle square triangle moves left right up down grows shrinks quickly slowly then it".split()
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from hacalib import prompts
-from hacalib.examples import Example, encode
 from hacalib.models import build_toy_model, num_video_tokens, preprocess_videos
-from hacalib.packing import (
+from hacalib.models.packing import (
     PAD,
     PREFIX,
     collate_packed,
@@ -20,7 +19,8 @@ from hacalib.packing import (
     split_prefix,
     video_features,
 )
-from hacalib.train import masked_lm_loss
+from hacalib.training.examples import Example, encode
+from hacalib.training.loss import masked_lm_loss
 
 WORDS = "a the red blue green circle square triangle moves left right up down grows shrinks quickly slowly then it".split()
 # float32 on CPU: packed and separate differ only by summation order (measured ~5e-7 on logits of size ~1)
@@ -148,7 +148,7 @@ def test_packed_training_loss_and_gradients_equal_separate(toy):
         return weight.grad.clone()
 
     # separate sequences: one padded batch, token-mean loss
-    from hacalib.collate import pad_collate
+    from hacalib.training.collate import pad_collate
 
     b = pad_collate([{**e} for e in enc], tok.pad_token_id)
     out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], pixel_values_videos=pv.expand(3, -1, -1, -1, -1))

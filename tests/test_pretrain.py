@@ -14,8 +14,8 @@ from safetensors.torch import load_file
 
 from hacalib.config import PretrainConfig
 from hacalib.errors import DataError
-from hacalib.pretrain import PRETRAIN_FILE, load_pretrain_records, pretrain_toy_model
-from hacalib.train import read_metrics
+from hacalib.training.metrics_log import read_metrics
+from hacalib.training.pretrain import PRETRAIN_FILE, load_pretrain_records, pretrain_toy_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TINY = PretrainConfig(steps=3, batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=2)
@@ -86,7 +86,7 @@ def test_two_process_gloo_run(world, tmp_path):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"steps": 3, "batch_size": 2, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 2}))
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "hacalib.pretrain",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "hacalib.training.pretrain",
            "--world", str(world), "--out", str(out), "--config", str(cfg), "--no-progress"]
     proc = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,7 +97,7 @@ def test_two_process_gloo_run(world, tmp_path):
 
 
 def test_evaluate_toy_model_reports_on_held_out_rows(world, tmp_path):
-    from hacalib.pretrain import evaluate_toy_model
+    from hacalib.scoring.evaluate import evaluate_toy_model
 
     model_dir = pretrain_toy_model(world, tmp_path / "m", replace(TINY, steps=1), progress=False)
     report = evaluate_toy_model(model_dir, world, limit=6)

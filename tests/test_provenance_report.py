@@ -7,8 +7,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hacalib.config import TrainConfig, describe  # noqa: E402
-from hacalib.provenance import provenance, redact  # noqa: E402
-from hacalib.report import save_figure, write_table  # noqa: E402
+from hacalib.report.artifacts import save_figure, write_table  # noqa: E402
+from hacalib.report.provenance import provenance, redact  # noqa: E402
 
 
 def test_provenance_has_the_fields_every_artifact_needs():

@@ -12,21 +12,12 @@ import torch
 
 from hacalib import prompts
 from hacalib.data import QAItem
+from hacalib.data.video import write_mp4
 from hacalib.errors import DataError
 from hacalib.models import build_toy_model
-from hacalib.qa import (
-    JUDGE_SYSTEM,
-    JudgeError,
-    answer_questions,
-    generate_corrections,
-    generate_texts,
-    judge_messages,
-    judge_offline,
-    llm_judge,
-    parse_judgement,
-)
-from hacalib.score import ScoreRequest
-from hacalib.video import write_mp4
+from hacalib.scoring.generation import answer_questions, generate_corrections, generate_texts
+from hacalib.scoring.judges import JUDGE_SYSTEM, JudgeError, judge_messages, judge_offline, llm_judge, parse_judgement
+from hacalib.scoring.requests import ScoreRequest
 
 WORDS = "a the red blue green circle square triangle moves left right up down grows shrinks quickly slowly then it what color".split()
 QUESTIONS = ["what moves?", "what color is the circle that moves left quickly?", "what grows?", "what color is it?"]

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
+import hacalib.training.finetune
 from hacalib.config import ModelConfig, TrainConfig
-import hacalib.finetune
-from hacalib.feature_cache import VisionFeatureCache
-from hacalib.finetune import finetune
-from hacalib.masking import WordClassTagger
 from hacalib.models import build_toy_model, save_model
-from hacalib.pretrain import toy_vocabulary
 from hacalib.toyworld import build_world, word_class
+from hacalib.training.feature_cache import VisionFeatureCache
+from hacalib.training.finetune import finetune
+from hacalib.training.masking import WordClassTagger
+from hacalib.training.pretrain import toy_vocabulary
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_tiny_cache_bounds_train_the_same_adapter(world_and_base, tmp_path, monk
             super().__init__(*args, **kwargs)
             caches.append(self)
 
-    monkeypatch.setattr(hacalib.finetune, "VisionFeatureCache", Recorded)
+    monkeypatch.setattr(hacalib.training.finetune, "VisionFeatureCache", Recorded)
     reference = {k: v for k, v in train.items() if k == "cache_vision_features"}
     ref = _run(world, base, tmp_path / "ref", **reference)
     if "vision_cache_dir" in train:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from hacalib.experiment import Experiment
-from hacalib.tables import summarize_runs, velociti_per_item
+from hacalib.report.tables import summarize_runs, velociti_per_item
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hacalib"
 
@@ -32,7 +32,7 @@ class Interrupt(BaseException):
 def _interrupted_then_resumed(exp: Experiment, monkeypatch, after: int):
     """Score SSv2 retrieval for the haca row, interrupted after decoding `after` videos, then again; returns the
     second call's per-item frame, the videos finished before the interruption and those the second call decoded."""
-    import hacalib.score as score
+    import hacalib.scoring.pyes as score
 
     original = score.VideoLoader.__call__
     decoded: list[str] = []
@@ -202,7 +202,7 @@ def test_secrets_never_reach_a_notebook_provenance_record(tmp_path):
     import pandas as pd
 
     from hacalib.notebook import attach_run_config, setup
-    from hacalib.report import save_figure, write_table
+    from hacalib.report.artifacts import save_figure, write_table
 
     exp, prov = setup("05_table2_qa", preset="toy", data_root="", cache_dir=str(tmp_path / "cache"), seeds=[0],
                       smoke=True, judge_url="http://localhost:1/v1", **SECRETS)
@@ -224,7 +224,7 @@ def test_secrets_never_reach_a_notebook_provenance_record(tmp_path):
 
 
 def test_the_judge_key_never_appears_in_errors():
-    from hacalib.qa import JudgeError, _post
+    from hacalib.scoring.judges import JudgeError, _post
 
     with pytest.raises(JudgeError) as err:
         _post("http://127.0.0.1:9/v1/chat/completions", {"model": "m"}, "sk-never-printed", timeout=0.5)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,15 @@ from hacalib import evaluate
 from hacalib.cli import main as haca
 from hacalib.config import ModelConfig, TrainConfig
 from hacalib.data.layout import DataRoot
+from hacalib.data.video import write_mp4
 from hacalib.errors import DataError
-from hacalib.finetune import MARKER, finetune
-from hacalib.masking import WordClassTagger
 from hacalib.models import build_toy_model, save_model
-from hacalib.pretrain import toy_vocabulary
-from hacalib.score import ScoreRequest, p_yes
+from hacalib.scoring.pyes import p_yes
+from hacalib.scoring.requests import ScoreRequest
 from hacalib.toyworld import build_world, word_class
-from hacalib.video import write_mp4
+from hacalib.training.finetune import MARKER, finetune
+from hacalib.training.masking import WordClassTagger
+from hacalib.training.pretrain import toy_vocabulary
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ def _break_videocon(root: Path, how: str) -> tuple[int | None, str | None, str]:
 @pytest.mark.parametrize("how", ["empty caption", "missing column", "unknown misalignment", "duplicate row",
                                  "missing video"])
 def test_bad_training_csv_stops_finetune_before_the_model_loads(root, tmp_path, how, monkeypatch):
-    import hacalib.finetune as ft
+    import hacalib.training.finetune as ft
 
     row, key, message = _break_videocon(root, how)
     # the data is checked first: a bad row must not cost a (7B) model load
@@ -156,7 +156,7 @@ def test_rows_skipped_on_request_are_counted_in_the_run_record(root, base, tmp_p
     videos = DataRoot(root).videocon_videos
     for r in (rows[10], rows[20]):
         shutil.copy(videos / rows[0]["videopath"], videos / r["videopath"])
-    import hacalib.finetune as ft
+    import hacalib.training.finetune as ft
 
     key_now = ft.cache_key(CFG, MODEL_CFG, base, DataRoot(root), duplicates="drop", missing_videos="skip")
     assert key_now != info["cache_key"]

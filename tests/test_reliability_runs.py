@@ -1,7 +1,7 @@
 """Interrupted and diverging runs on the smoke toy world: a real SIGKILL mid-training and mid-scoring, restarts that
 end bit-identical to uninterrupted runs, leftovers that are never trusted, and a NaN that stops training.
 
-The killed jobs run in subprocesses (`python -m hacalib.train`, a scoring script) with one torch thread each, so the
+The killed jobs run in subprocesses (`python -m hacalib.training.cli`, a scoring script) with one torch thread each, so the
 reference and the interrupted run do the same float operations in the same order.
 """
 
@@ -21,12 +21,12 @@ import pytest
 import torch
 
 from hacalib.config import ModelConfig, TrainConfig
-from hacalib.finetune import MARKER, finetune
-from hacalib.masking import WordClassTagger
 from hacalib.models import build_toy_model, save_model
-from hacalib.pretrain import toy_vocabulary
 from hacalib.toyworld import build_world, word_class
-from hacalib.train import TrainingDiverged
+from hacalib.training.finetune import MARKER, finetune
+from hacalib.training.loop import TrainingDiverged
+from hacalib.training.masking import WordClassTagger
+from hacalib.training.pretrain import toy_vocabulary
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def _train_cmd(world: Path, base: Path, out: Path, tmp: Path) -> list[str]:
     run = tmp / f"{out.name}.json"
     run.write_text(json.dumps({"data_root": str(world), "base_model": str(base), "out_dir": str(out),
                                "train": {**TRAIN, "objective": "haca", "seed": 0}, "model": MODEL}))
-    return [sys.executable, "-m", "hacalib.train", "--config", str(run), "--no-progress"]
+    return [sys.executable, "-m", "hacalib.training.cli", "--config", str(run), "--no-progress"]
 
 
 def _wait_for(pred, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -154,7 +154,8 @@ SCORE_SCRIPT = textwrap.dedent("""
     import torch
     from hacalib.data import load_velociti
     from hacalib.models import load_model
-    from hacalib.score import ScoreRequest, score_to_file
+    from hacalib.scoring.requests import ScoreRequest
+    from hacalib.scoring.results_file import score_to_file
 
     torch.set_num_threads(1)
     world, base, out, delay = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -180,7 +181,8 @@ def test_sigkill_mid_scoring_resumes_from_the_last_completed_video(world, base, 
     # the uninterrupted reference, here in this process (one thread, as the children)
     from hacalib.data import load_velociti
     from hacalib.models import load_model
-    from hacalib.score import ScoreRequest, score_to_file
+    from hacalib.scoring.requests import ScoreRequest
+    from hacalib.scoring.results_file import score_to_file
 
     items = load_velociti(world / "velociti", video_root=world / "velociti" / "videos")
     requests = [ScoreRequest(it.video_path, cap) for it in items for cap in (it.pos, it.neg)]

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from hacalib.errors import DataError
-from hacalib.retrieval_cli import main, score_retrieval
+from hacalib.report.retrieval_report import main, score_retrieval
 
 VIDEOS = ["v1.mp4", "v2.mp4", "v3.mp4", "v4.mp4"]
 # q1: positives v1, v3 ranked 1st and 3rd -> AP 5/6; q2: positive v4 ranked 1st -> AP 1

@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from hacalib import prompts
+from hacalib.data.video import write_mp4
 from hacalib.errors import DataError
-from hacalib.examples import Example, answer_token_ids, encode
-from hacalib.models import build_toy_model, num_video_tokens, preprocess_videos
-from hacalib.score import ScoreRequest, caption_loglik, p_yes, prompt_ids, score_to_file, summarize
-from hacalib.video import write_mp4
+from hacalib.models import build_toy_model, num_video_tokens, preprocess_videos, prompt_ids
+from hacalib.scoring.loglik import caption_loglik
+from hacalib.scoring.pyes import p_yes, summarize
+from hacalib.scoring.requests import ScoreRequest
+from hacalib.scoring.results_file import score_to_file
+from hacalib.training.examples import Example, answer_token_ids, encode
 
 WORDS = "a the red blue green circle square triangle moves left right up down grows shrinks quickly slowly then it".split()
 ATOL = 1e-5  # float32 on CPU; the methods differ by summation order only (measured < 1e-6)
@@ -40,7 +43,7 @@ def _requests(frames):
 
 
 def _one_pair_reference(model, proc, frames, req):
-    """P(yes) of one pair through the model's own forward and the processor, independent of hacalib.score."""
+    """P(yes) of one pair through the model's own forward and the processor, independent of hacalib.scoring."""
     video = frames[int(req.video_id[1:])]
     inputs = proc(text=[prompts.entail_prompt(req.caption)], videos=[video], return_tensors="pt")
     with torch.no_grad():
@@ -159,7 +162,7 @@ def test_score_to_file_resumes_after_a_kill(toy, video_files, tmp_path, monkeypa
     second = [ln for ln in lines[1:] if str(video_files[1]) in ln]
     out.write_text(lines[0] + "".join(first_video) + second[0] + second[1][:7])
 
-    import hacalib.score as score_mod
+    import hacalib.scoring.results_file as score_mod
 
     seen = []
     real = score_mod.iter_pyes

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hacalib.tables import collapse_report, collapsed_runs, format_cell, pivot, summarize_runs, velociti_per_item
+from hacalib.report.tables import collapse_report, collapsed_runs, format_cell, pivot, summarize_runs, velociti_per_item
 
 
 def _items(p_pos, p_neg, test="agent_bind"):
@@ -52,7 +52,7 @@ def test_format_cell():
 
 
 def test_summarize_with_overall_puts_the_pooled_rows_under_the_group_value_all():
-    from hacalib.tables import summarize_with_overall
+    from hacalib.report.tables import summarize_with_overall
 
     per_item = {("haca", s): pd.DataFrame({"misalignment": ["flip", "flip", "attribute", "attribute"],
                                            "acc": [1.0, 0.0, 1.0, float(s)]}) for s in (0, 1)}

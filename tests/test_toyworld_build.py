@@ -20,13 +20,13 @@ from hacalib.data import (
     load_velociti,
     load_videocon,
 )
+from hacalib.data.video import read_all_frames, read_video
 from hacalib.toyworld import build_world, load_scenes, parse, tokenize, vocabulary
 from hacalib.toyworld.benchmarks import template_matches
 from hacalib.toyworld.grammar import ENTAIL_INSTRUCTION
 from hacalib.toyworld.hallucinate import MISALIGNMENT_TYPES
 from hacalib.toyworld.render import render
 from hacalib.toyworld.truth import entails, rebinds
-from hacalib.video import read_all_frames, read_video
 
 pytestmark = pytest.mark.slow
 

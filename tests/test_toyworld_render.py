@@ -6,9 +6,9 @@ import itertools
 
 import numpy as np
 
+from hacalib.data.video import sample_frame_indices
 from hacalib.toyworld.render import RGB, render, shape_mask
 from hacalib.toyworld.scene import SHAPES, SIZE_FRAC, Agent, Event, Scene, event_windows, sample_scene, trajectory
-from hacalib.video import sample_frame_indices
 
 SAMPLED = [int(i) for i in sample_frame_indices(16, 8)]
 

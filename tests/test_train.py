@@ -11,9 +11,12 @@ import pytest
 import torch
 
 from hacalib.config import TrainConfig
-from hacalib.datasets import SeededBatchSampler
 from hacalib.errors import DataError
-from hacalib.train import TrainingDiverged, latest_checkpoint, masked_lm_loss, read_metrics, train
+from hacalib.training.checkpoints import latest_checkpoint
+from hacalib.training.datasets import SeededBatchSampler
+from hacalib.training.loop import TrainingDiverged, train
+from hacalib.training.loss import masked_lm_loss
+from hacalib.training.metrics_log import read_metrics
 
 
 def tiny_llama(seed: int = 0):
@@ -202,7 +205,7 @@ def test_sequence_reduction_trains_and_differs(tmp_path):
 def test_checkpoints_hold_no_pickles_of_ours_and_the_rest_loads_weights_only(tmp_path):
     from accelerate.utils.other import TORCH_SAFE_GLOBALS
 
-    from hacalib.train import read_training_state
+    from hacalib.training.checkpoints import read_training_state
 
     cfg = config(tmp_path, "run", max_steps=4)
     train(tiny_llama(), token_data(), cfg, collate_fn=stack, progress=False)

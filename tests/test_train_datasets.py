@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hacalib.collate import pad_collate
-from hacalib.datasets import VideoTextDataset
 from hacalib.errors import DataError
+from hacalib.training.collate import pad_collate
+from hacalib.training.datasets import VideoTextDataset
 
 
 def encoded(n_tokens: int) -> dict:
@@ -72,12 +72,19 @@ def test_packed_loss_equals_the_separate_sequences_loss(tmp_path):
     """One packed sequence per video gives the same token- and sequence-mean loss as padded separate rows."""
     from functools import partial
 
-    from hacalib.datasets import PackedVideoDataset, packed_collate, processed_video_fn
-    from hacalib.examples import encode
-    from hacalib.models import build_toy_model, num_video_tokens
-    from hacalib.pretrain import PRETRAIN_FILE, VIDEO_DIR, load_pretrain_records, pretrain_examples, toy_vocabulary
+    from hacalib.models import build_toy_model, num_video_tokens, processed_video_fn
     from hacalib.toyworld import build_world
-    from hacalib.train import masked_lm_loss, target_loss
+    from hacalib.training.collate import packed_collate
+    from hacalib.training.datasets import PackedVideoDataset
+    from hacalib.training.examples import encode
+    from hacalib.training.loss import masked_lm_loss, target_loss
+    from hacalib.training.pretrain import (
+        PRETRAIN_FILE,
+        VIDEO_DIR,
+        load_pretrain_records,
+        pretrain_examples,
+        toy_vocabulary,
+    )
 
     world = tmp_path / "world"
     build_world(world, size="smoke", seed=0)

@@ -1,7 +1,7 @@
 """Golden run: fixed seed, a few dozen steps of the real toy model on the smoke world, per-step losses
 compared with a committed reference (tests/golden/train_smoke.json, with the environment that produced it).
 
-Two stages, both through `hacalib.train.train`: toy pretraining (all parameters) and HACA LoRA
+Two stages, both through `hacalib.training.loop.train`: toy pretraining (all parameters) and HACA LoRA
 fine-tuning of that model. Regenerate the reference after an intended change with
 `python tests/test_train_golden.py` and commit it together with the change that moved it.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from hacalib.config import ModelConfig, PretrainConfig, TrainConfig
-from hacalib.train import read_metrics
+from hacalib.training.metrics_log import read_metrics
 
 GOLDEN = Path(__file__).parent / "golden" / "train_smoke.json"
 WORLD = {"size": "smoke", "seed": 0}
@@ -46,10 +46,10 @@ def golden_run(tmp: Path) -> dict:
     """Build the smoke world, pretrain, fine-tune; return both stages' per-step losses."""
     import torch
 
-    from hacalib.finetune import finetune
-    from hacalib.masking import WordClassTagger
-    from hacalib.pretrain import pretrain_toy_model
     from hacalib.toyworld import build_world, word_class
+    from hacalib.training.finetune import finetune
+    from hacalib.training.masking import WordClassTagger
+    from hacalib.training.pretrain import pretrain_toy_model
 
     world = tmp / "world"
     build_world(world, **WORLD)

@@ -1,4 +1,4 @@
-"""hacalib.video: Video-LLaVA frame sampling, decoding with decord and PyAV, lossless mp4 writing."""
+"""hacalib.data.video: Video-LLaVA frame sampling, decoding with decord and PyAV, lossless mp4 writing."""
 
 from __future__ import annotations
 

@@ -23,14 +23,14 @@ import torch
 
 from hacalib import prompts
 from hacalib.io import read_json
-from hacalib.models import build_toy_model, load_model, num_video_tokens, preprocess_videos
-from hacalib.pretrain import toy_vocabulary
-from hacalib.score import _pad, prompt_ids
+from hacalib.models import build_toy_model, load_model, num_video_tokens, preprocess_videos, prompt_ids
+from hacalib.scoring.requests import pad_sequences
 from hacalib.toyworld.grammar import ENTAIL_INSTRUCTION, describe, np_of, realize
 from hacalib.toyworld.hallucinate import hallucinate_flip
 from hacalib.toyworld.questions import ORDINALS, all_questions
 from hacalib.toyworld.render import render
 from hacalib.toyworld.scene import ACTIONS, sample_scene
+from hacalib.training.pretrain import toy_vocabulary
 
 
 def _move_directions(scene, agent: int) -> list[str]:
@@ -113,7 +113,7 @@ def draw(rng, n, *, kinds, max_agents, pool=None, **scene_opts):
 def answer_logits(model, proc, items, nvt):
     """Logits at each item's last prompt token (right padding), the position that predicts its answer."""
     tok = proc.tokenizer
-    x, att = _pad(prompt_ids(tok, [prompts.qa_prompt(it[1]) for it in items], nvt), tok.pad_token_id, "right")
+    x, att = pad_sequences(prompt_ids(tok, [prompts.qa_prompt(it[1]) for it in items], nvt), tok.pad_token_id, "right")
     video = preprocess_videos(proc, [it[0] for it in items])
     logits = model(input_ids=x, attention_mask=att, pixel_values_videos=video).logits
     return logits[torch.arange(len(items)), att.sum(1) - 1]

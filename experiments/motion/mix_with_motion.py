@@ -2,7 +2,7 @@
 when every step also carries a batch of fresh-scene motion and order questions? And does flip then rise?
 
 Not part of the library or of `haca reproduce`. Each step adds two losses: one batch of the world's own pretraining
-mix (`hacalib.pretrain.pretraining_data`, packed, batch 8 videos, the loss `hacalib.train` uses) and one batch of
+mix (`hacalib.training.pretrain.pretraining_data`, packed, batch 8 videos, the loss `hacalib.training.loss` uses) and one batch of
 fresh-scene questions (`fresh_scenes.draw`, batch 32, one-word answers). AdamW, 50 warmup steps, cosine decay.
 At the end it saves the model and, with --evaluate, prints the world's toy MSRVTT-QA exact match by question
 word and held-out toy VideoCon pairwise accuracy by misalignment type (the pretrained row of figures/02);
@@ -27,15 +27,15 @@ from fresh_scenes import draw, held_out_accuracy, question_loss, scene_options  
 
 from hacalib.config import PretrainConfig  # noqa: E402
 from hacalib.models import load_model, num_video_tokens  # noqa: E402
-from hacalib.pretrain import PRETRAIN_FILE, load_pretrain_records, pretrain_examples, pretraining_data  # noqa: E402
-from hacalib.train import batch_loss  # noqa: E402
+from hacalib.training.loss import batch_loss  # noqa: E402
+from hacalib.training.pretrain import PRETRAIN_FILE, load_pretrain_records, pretrain_examples, pretraining_data  # noqa: E402
 
 
 def evaluate_world(model, processor, world: Path) -> dict:
     """Toy MSRVTT-QA exact match by question word pair, toy VideoCon pairwise accuracy by type (and overall)."""
     from hacalib import evaluate
     from hacalib.data.layout import DataRoot
-    from hacalib.tables import pairwise_per_item
+    from hacalib.report.tables import pairwise_per_item
 
     root = DataRoot(world)
     qa = evaluate.qa_answers(model, processor, root)
@@ -51,10 +51,10 @@ def finetune_and_evaluate(base: Path, world: Path, objective: str, out: Path, st
     VideoCon, then `evaluate_world`."""
     from dataclasses import replace
 
-    from hacalib.finetune import finetune, load_finetuned
-    from hacalib.masking import WordClassTagger
     from hacalib.presets import preset
     from hacalib.toyworld import word_class
+    from hacalib.training.finetune import finetune, load_finetuned
+    from hacalib.training.masking import WordClassTagger
 
     toy = preset("toy")
     cfg = replace(toy.finetune, objective=objective, seed=0, max_steps=steps or toy.finetune.max_steps)

@@ -2,6 +2,8 @@
 
 Every loader validates its input and raises `hacalib.errors.DataError` naming the file and the
 row or key of the first problem; records are small frozen dataclasses.
+
+May import: its own package's modules.
 """
 
 from .layout import DataRoot

@@ -2,6 +2,8 @@
 
 Row numbers in error messages are 0-based data rows (the header is not counted), as pandas numbers
 them; a quoted caption may span several physical lines, so they are not editor line numbers.
+
+May import: `hacalib.errors`.
 """
 
 from __future__ import annotations

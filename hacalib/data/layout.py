@@ -9,6 +9,8 @@
   pretrain/pretrain.jsonl                 pretrain/videos/...          (toy world only)
   toyworld.json                                                        (toy world only)
 ```
+
+May import: its own package's modules.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 `{answer, type, question_id}`. Video-ChatGPT's scripts pair the two lists by position; this loader
 pairs them by `question_id` and requires the ids to match one-to-one, so a reordered or truncated
 file is an error rather than a silent mismatch. Videos are `<video_root>/<video_name>.mp4`.
+
+May import: its own package's modules, `hacalib.errors`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ applied. A scores file (VideoCon's `entailment_inference.py` output) is header-l
 Videos are ordered by sorted `videopath`, as VideoCon's `calc_ssv2.py` orders them before its
 `np.argsort(-score)`: with tied scores the order decides the ranking. Queries keep their order of
 first appearance. Row numbers in errors are 0-based data rows (header not counted).
+
+May import: numpy, its own package's modules, `hacalib.errors`.
 """
 
 from __future__ import annotations

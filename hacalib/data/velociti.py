@@ -6,6 +6,8 @@ action_mod.json, action_adv.json, coref.json, sequence.json, control.json`. Each
 `{video_id: {event: {"pos": str, "neg": str}}}`; `control.json` instead holds
 `{"pos_cap": str, "neg_cap": str, "neg_vid": video_id}` (the negative caption belongs to `neg_vid`).
 Videos are `<video_root>/<video_id>.mp4` (10 s clips).
+
+May import: its own package's modules, `hacalib.errors`.
 """
 
 from __future__ import annotations

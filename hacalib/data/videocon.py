@@ -6,6 +6,8 @@ released file names videos by their path in the source dataset (e.g. `msr-vtt/Tr
 video5920.mp4`), relative to `<data_root>/videocon/videos/`.
 
 Row numbers in errors are 0-based data rows (header not counted).
+
+May import: its own package's modules, `hacalib.errors`.
 """
 
 from __future__ import annotations

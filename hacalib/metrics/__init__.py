@@ -3,6 +3,8 @@
 `METRICS[name]` is the registry (see `registry.Metric`); the modules hold the per-item functions:
 `velociti` (ClassicVLE, StrictVLE), `retrieval` (AP, R@k, VideoCon's convention, tie counts),
 `qa` (normalised exact match / containment), `ci` (bootstrap and seed intervals), `collapse`.
+
+May import: its own package's modules.
 """
 
 from .ci import bootstrap_ci, summarize_seeds, t_interval

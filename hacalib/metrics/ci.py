@@ -7,6 +7,8 @@
   3-5 training seeds (a bootstrap over 3 values is degenerate).
 Both return plain floats; `summarize_seeds` turns a tidy per-seed table into one row per group with
 columns value, ci_low, ci_high, n, std.
+
+May import: numpy, pandas, scipy.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 A fine-tuned model that answers "Yes" (or "No") to everything gives a constant P(yes); every pairwise
 metric on it is meaningless (ClassicVLE 0, mAP at chance). Tables report `pyes_spread` next to each row
 and refuse rows where `is_collapsed` is True.
+
+May import: numpy.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Normalisation (as SQuAD's evaluation script): lowercase, punctuation removed, th
 dropped, whitespace collapsed. Containment asks whether the normalised answer occurs in the normalised
 prediction as whole words, so "no" is not found inside "not" and "man" not inside "woman". Digits and
 number words are not unified ("2" != "two"): MSRVTT-QA answers are words.
+
+May import: numpy.
 """
 
 from __future__ import annotations

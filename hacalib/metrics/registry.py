@@ -4,6 +4,8 @@ As in lm-evaluation-harness, a metric's function returns one value per item (a V
 retrieval query, a QA question) and its aggregation turns them into the reported number; the bootstrap
 interval resamples those same items, so the interval always comes with the metric.
 Values are fractions in [0, 1]; tables multiply by 100 for display.
+
+May import: numpy, pandas, its own package's modules.
 """
 
 from __future__ import annotations

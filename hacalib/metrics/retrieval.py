@@ -11,6 +11,8 @@ Three conventions live here, because bf16 scores tie a lot and each convention b
 - `videocon_ap` / `videocon_hit_at_k`: VideoCon's `src/calc_ssv2.py` as written: columns in videopath order,
   `np.argsort(-score)`, ties broken by whatever order that sort leaves (a second, labelled number).
 `ap_ties_broken` and `tie_summary` bound and count how much the ties matter.
+
+May import: numpy, sklearn.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ item; the registry averages them. Both follow the reference code's strict inequa
   (a collapsed model gives equal scores everywhere) must score 0, not 50%.
 - StrictVLE: P(pos) > 0.5 and P(neg) < 0.5. A score of exactly 0.5 is neither entailed nor refuted,
   so it fails on either side.
+
+May import: numpy.
 """
 
 from __future__ import annotations

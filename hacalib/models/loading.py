@@ -1,34 +1,36 @@
-"""Load and save Video-LLaVA models (the toy one and the hub one) through one code path.
+"""Load and save models of any registered family through one code path.
 
-`load_model` calls `from_pretrained` on transformers' own classes for both presets: a toy model folder
-written by `save_model` reloads exactly like `LanguageBind/Video-LLaVA-7B-hf`. No `trust_remote_code`.
+`load_model` calls the family's `from_pretrained` for both presets: a toy model folder written by `save_model`
+reloads exactly like `LanguageBind/Video-LLaVA-7B-hf`. No `trust_remote_code`. Which family a folder holds is
+read from its `config.json` (`model_type`); a hub id names its family in `MODELS`.
+
+May import: torch, `hacalib.io`, `.family` and the family modules.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import VideoLlavaForConditionalGeneration, VideoLlavaProcessor
 
-from ..io import atomic_dir  # noqa: F401  (re-exported: hacalib.models.atomic_dir)
+from ..io import atomic_dir
+from .registry import FAMILIES, family_of, get_family
+from .videollava import VIDEOLLAVA_7B_HUB_ID, VIDEOLLAVA_7B_REVISION
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A loadable model: hub id (or path) and the revision the published tables used."""
+    """A loadable model: hub id (or path), the revision the published tables used, and its family."""
 
     name_or_path: str
     revision: str | None
     note: str = ""
+    family: str = "video_llava"
 
 
-# The real model, pinned to a commit; transformers also records the resolved commit
-# (`model.config._commit_hash`) so provenance shows which weights were used.
-VIDEOLLAVA_7B_HUB_ID = "LanguageBind/Video-LLaVA-7B-hf"
-# The newest commit in the hub repository's public history ("Upload processor", 2024-05-09).
-VIDEOLLAVA_7B_REVISION = "d814f26332051e31c43352e8c1c0ef230ed6fb5d"
 MODELS: dict[str, ModelSpec] = {
     "videollava-7b": ModelSpec(VIDEOLLAVA_7B_HUB_ID, VIDEOLLAVA_7B_REVISION, "Video-LLaVA 7B, the paper's model"),
 }
@@ -53,60 +55,75 @@ def resolve_dtype(dtype: str | torch.dtype, device: str | torch.device | None) -
     return names[dtype]
 
 
+def _folder_family(folder: Path) -> str:
+    """The family of a saved model folder, from the `model_type` of its config.json (default Video-LLaVA)."""
+    config = folder / "config.json"
+    model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type") if config.is_file() else None
+    return next((f.name for f in FAMILIES.values() if f.model_type == model_type), "video_llava")
+
+
 def load_model(
     path_or_hub_id: str | Path,
     revision: str | None = None,
     dtype: str | torch.dtype = "auto",
     device: str | torch.device | None = None,
-) -> tuple[VideoLlavaForConditionalGeneration, VideoLlavaProcessor]:
-    """Load a Video-LLaVA model and its processor with `from_pretrained` (hub id or local folder).
+) -> tuple[torch.nn.Module, Any]:
+    """Load a model and its processor with `from_pretrained` (hub id or local folder).
 
     Args:
         path_or_hub_id: a folder written by `save_model`, or a hub id such as `VIDEOLLAVA_7B_HUB_ID`.
-            A key of `MODELS` ("videollava-7b") is accepted too and brings its pinned revision.
+            A key of `MODELS` ("videollava-7b") is accepted too and brings its pinned revision and family.
         revision: hub revision (branch, tag or commit); ignored for local folders.
         dtype: see `resolve_dtype`; computations that read probabilities upcast to float32 themselves.
         device: move the model there; None leaves it on the CPU for the caller (or accelerate) to place.
 
     Returns the model in eval mode and the processor.
     """
-    name = str(path_or_hub_id)
+    name, family = str(path_or_hub_id), None
     if name in MODELS:
         spec = MODELS[name]
-        name, revision = spec.name_or_path, revision or spec.revision
-    kw = {} if Path(name).is_dir() or revision is None else {"revision": revision}
-    model = VideoLlavaForConditionalGeneration.from_pretrained(name, dtype=resolve_dtype(dtype, device), **kw)
-    processor = VideoLlavaProcessor.from_pretrained(name, **kw)
+        name, revision, family = spec.name_or_path, revision or spec.revision, spec.family
+    if family is None:
+        family = _folder_family(Path(name)) if Path(name).is_dir() else "video_llava"
+    model, processor = get_family(family).load(name, revision=revision, dtype=resolve_dtype(dtype, device))
     if device is not None:
         model = model.to(device)
     return model.eval(), processor
 
 
-def save_model(model: VideoLlavaForConditionalGeneration, processor: VideoLlavaProcessor, path: str | Path) -> Path:
+def save_model(model: torch.nn.Module, processor: Any, path: str | Path) -> Path:
     """Write model (safetensors) + processor + tokenizer into `path` atomically; `load_model(path)` reloads it."""
     with atomic_dir(path) as tmp:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
+        family_of(model).save(model, processor, tmp)
     return Path(path)
 
 
-def num_video_tokens(processor: VideoLlavaProcessor, num_frames: int = 8) -> int:
-    """How many `<video>` tokens the processor writes for one video of `num_frames` frames.
-
-    frames * ((H / patch) * (W / patch) + CLS); 136 for the toy (8 x (16 + 1)), 2056 for Video-LLaVA-7B.
-    """
-    vp = processor.video_processor
-    size = vp.crop_size if vp.do_center_crop else vp.size
-    if "height" not in size:
-        raise ValueError(f"cannot infer the frame size from the video processor's size {dict(size)}")
-    per_frame = (size["height"] // processor.patch_size) * (size["width"] // processor.patch_size)
-    return num_frames * (per_frame + processor.num_additional_image_tokens)
+def num_video_tokens(processor: Any, num_frames: int = 8) -> int:
+    """How many video tokens the processor writes for one video of `num_frames` frames (the family's rule)."""
+    return family_of(processor).num_video_tokens(processor, num_frames)
 
 
-def preprocess_videos(processor: VideoLlavaProcessor, videos: list) -> torch.Tensor:
+def preprocess_videos(processor: Any, videos: list) -> torch.Tensor:
     """Frames -> `pixel_values_videos` (B, T, 3, H, W) float32, with the processor's resize/crop/normalise.
 
     Args:
-        videos: a list of (T, H, W, 3) uint8 arrays or tensors (e.g. from `hacalib.video.read_video`).
+        videos: a list of (T, H, W, 3) uint8 arrays or tensors (e.g. from `hacalib.data.video.read_video`).
     """
-    return processor.video_processor(videos=list(videos), return_tensors="pt")["pixel_values_videos"]
+    return family_of(processor).preprocess(processor, videos)
+
+
+def processed_video_fn(processor: Any, num_frames: int = 8):
+    """path -> (num_frames, 3, H, W) float tensor: `hacalib.data.video.read_video` + the family's processor.
+
+    Args:
+        processor: the model's processor (its video processor resizes, crops and normalises the frames).
+        num_frames: frames sampled uniformly from each video.
+    """
+    from ..data.video import read_video
+
+    family = family_of(processor)
+
+    def fn(path: Path) -> torch.Tensor:
+        return family.preprocess(processor, [read_video(path, num_frames=num_frames)])[0]
+
+    return fn

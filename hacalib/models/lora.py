@@ -1,28 +1,28 @@
-"""LoRA on the language model's projections only (not the CLIP towers, not the projector), through peft."""
+"""LoRA on the language model's projections only (not the vision side, not the projector), through peft.
+
+The target modules and the regex that confines them to the language model come from the model's family.
+
+May import: peft, torch, `hacalib.io`, `.family`.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
 from ..io import atomic_dir
+from .registry import family_of, get_family
 
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_TARGETS = get_family("video_llava").lora_targets
 
 
-def language_model_target_regex(targets: Sequence[str]) -> str:
-    """A peft `target_modules` regex (full match) for `targets` inside `...language_model...` only.
-
-    CLIP's attention also has `q_proj/k_proj/v_proj`, so bare names would put adapters on the vision tower.
-    """
-    if not targets:
-        raise ValueError("LoRA needs at least one target module name")
-    names = "|".join(re.escape(t) for t in targets)
-    return rf"(?:.*\.)?language_model\..*\.(?:{names})"
+def language_model_target_regex(targets: Sequence[str], family: str = "video_llava") -> str:
+    """A peft `target_modules` regex (full match) for `targets` inside the language model of `family` only."""
+    return get_family(family).lora_target_regex(targets)
 
 
 def add_lora(
@@ -30,25 +30,33 @@ def add_lora(
     r: int = 16,
     alpha: int = 32,
     dropout: float = 0.05,
-    targets: Sequence[str] = DEFAULT_TARGETS,
+    targets: Sequence[str] | None = None,
+    *,
+    seed: int | None = None,
 ) -> PeftModel:
     """Wrap `model` with LoRA adapters on the language model's `targets`; everything else is frozen.
 
     Args:
-        model: a `VideoLlavaForConditionalGeneration` (toy or 7B).
+        model: a model of a registered family (toy or 7B).
         r, alpha, dropout: LoRA rank, scaling numerator (scale = alpha / r) and dropout on the adapter input.
-        targets: projection names inside the Llama layers.
-    Note: peft initialises the adapters with torch's global RNG; seed it before calling for reproducible runs.
+        targets: projection names inside the language model's layers (None: the family's defaults).
+        seed: peft initialises the adapters from torch's global RNG; with a seed they are drawn from it inside a
+            forked RNG (the caller's RNG state untouched), so a run's adapter init depends on its seed only.
     """
+    family = family_of(model)
     config = LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=language_model_target_regex(targets),
+        target_modules=family.lora_target_regex(family.lora_targets if targets is None else targets),
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    if seed is None:
+        return get_peft_model(model, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(model, config)
 
 
 def save_adapter(model: PeftModel, path: str | Path) -> Path:

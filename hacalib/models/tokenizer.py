@@ -3,6 +3,8 @@
 Built with the `tokenizers` library (WordLevel model, whitespace + punctuation pre-tokenizer) and wrapped in
 transformers' fast tokenizer class, so it saves and reloads with `save_pretrained`/`from_pretrained` like the
 real Video-LLaVA tokenizer. Like Llama's tokenizer it prepends BOS and leaves EOS to the caller.
+
+May import: tokenizers, transformers, `hacalib.prompts`.
 """
 
 from __future__ import annotations

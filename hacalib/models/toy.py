@@ -3,6 +3,8 @@
 A small CLIP vision config + a small Llama config + the word-level tokenizer + a real `VideoLlavaProcessor`
 with its image/video processors set to the toy canvas. Saved with `save_pretrained`, it reloads through
 `hacalib.models.load_model` exactly like the hub model.
+
+May import: torch, transformers, `hacalib.prompts`, `.tokenizer`.
 """
 
 from __future__ import annotations

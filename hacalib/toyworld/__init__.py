@@ -4,6 +4,8 @@
 MSRVTT-QA, pretraining data); the modules underneath are usable on their own:
 `scene` (ground truth), `render` (frames), `grammar` (captions, vocabulary, word classes),
 `truth` (symbolic checker), `hallucinate` (VideoCon types, VELOCITI negatives), `questions`, `benchmarks`.
+
+May import: its own package's modules.
 """
 
 from .build import SIZES, build_world, load_scenes

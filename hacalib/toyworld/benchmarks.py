@@ -3,6 +3,8 @@
 Each `make_*` draws its own scenes from a `SceneSource`, which guarantees that no scene appears twice
 in the whole world (so training and test videos never overlap), and returns the rows of its files
 plus the scenes of its videos keyed by their path under the data root.
+
+May import: numpy, its own package's modules.
 """
 
 from __future__ import annotations

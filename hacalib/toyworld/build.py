@@ -5,6 +5,8 @@
 writes videocon/, velociti/, ssv2/, msrvtt_qa/, pretrain/, scenes.jsonl (the ground-truth scene of every
 video, for tests and failure analysis) and, last, toyworld.json (the manifest). Every file is written
 atomically; a complete world with the same seed, size and configuration is not rebuilt.
+
+May import: numpy, its own package's modules, `hacalib.config`, `hacalib.data`, `hacalib.errors`, `hacalib.io`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ToyWorldConfig
+from ..data.video import sample_frame_indices, write_mp4
 from ..io import read_json, write_json, write_text
-from ..video import sample_frame_indices, write_mp4
 from .benchmarks import SceneSource, make_msrvtt_qa, make_pretrain, make_ssv2, make_velociti, make_videocon
 from .grammar import vocabulary
 from .render import render

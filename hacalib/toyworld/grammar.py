@@ -7,6 +7,8 @@ A caption is first a structured `Description` (an optional count and a sequence 
 
 Hallucinations and benchmark negatives edit the `Description`, never the text, so a test can check
 exactly what an edit changed. Text is lowercase; `tokenize` splits words and punctuation.
+
+May import: its own package's modules.
 """
 
 from __future__ import annotations

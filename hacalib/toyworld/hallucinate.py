@@ -9,6 +9,8 @@ Training types (toy VideoCon) never re-bind a pronoun or borrow another agent's 
 action is one that nobody in the video performs, and a replaced shape names no shape in the video.
 So the coreference error of VELOCITI's `coref` test (and the within-video swaps of the binding tests)
 appear only in the test data, as in the paper.
+
+May import: numpy, its own package's modules.
 """
 
 from __future__ import annotations

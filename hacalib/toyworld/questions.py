@@ -3,6 +3,8 @@
 Each question names its subject unambiguously in the scene (e.g. "the circle" only when one circle is
 there), so every question has exactly one right answer. Types follow MSRVTT-QA's question words (what,
 how, where, when); "when" asks for an event's place in the sequence ("first", "second", "third").
+
+May import: numpy, its own package's modules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Frames of a scene as numpy arrays: shapes drawn with 4x4 supersampling on a dark canvas."""
+"""Frames of a scene as numpy arrays: shapes drawn with 4x4 supersampling on a dark canvas.
+
+May import: numpy, its own package's modules.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 A `Scene` is the ground truth of one video. Everything else (frames, captions, hallucinations, benchmark
 items, the truth checker) is a function of it, so tests can check captions against the scene symbolically.
 Geometry is in pixels of a square canvas; y grows downwards (image coordinates).
+
+May import: numpy.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def event_windows(n_events: int, sampled: list[int]) -> list[tuple[int, int]]:
 
     Args:
         n_events: events in the video (1-3 with 8 sampled frames).
-        sampled: the sorted frame indices the model sees (`hacalib.video.sample_frame_indices`).
+        sampled: the sorted frame indices the model sees (`hacalib.data.video.sample_frame_indices`).
     """
     gaps = len(sampled) - 1
     per = gaps // n_events

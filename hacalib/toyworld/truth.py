@@ -8,6 +8,8 @@ Semantics of the toy grammar:
   events out (a one-event caption is true of a three-event video);
 - a clause matches an event of its subject with the same action and adverb; a stated relation must hold
   geometrically over that event (`scene.relation_holds`), independent of how the scene was labelled.
+
+May import: numpy, its own package's modules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Figures: frame strips of videos, loss curves, metric-vs-parameter curves. Each returns a matplotlib Figure."""
+"""Figures: frame strips of videos, loss curves, metric-vs-parameter curves. Each returns a matplotlib Figure.
+
+May import: matplotlib, numpy.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +63,7 @@ def loss_curves(histories: dict, title: str = "training loss"):
 
 
 def grouped_bars(summary, group: str, metric: str, *, title: str, scale: float = 100.0, labels: dict | None = None):
-    """Bars per (group value, row) with 95% CI whiskers, from a `hacalib.tables.summarize_runs` frame."""
+    """Bars per (group value, row) with 95% CI whiskers, from a `hacalib.report.tables.summarize_runs` frame."""
     import matplotlib.pyplot as plt
 
     sel = summary[summary["metric"] == metric]

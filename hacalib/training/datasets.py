@@ -1,7 +1,7 @@
 """Training data as torch objects: examples + decoded videos -> model inputs, and the seeded batch order.
 
-`VideoTextDataset` turns encoded examples (token ids and labels, built by `hacalib.examples`) and the
-videos they point at into the dict a Video-LLaVA forward takes. Decoding and preprocessing a video is
+`VideoTextDataset` turns encoded examples (token ids and labels, built by `hacalib.training.examples`) and the
+videos they point at into the dict a model's forward takes. Decoding and preprocessing a video is
 the expensive part and depends only on the video, so processed tensors are cached in memory per video
 path, least recently used first out once `max_cached_videos` are held (Video-LLaVA's 8 frames are ~4.8 MB
 a video: an unbounded cache of VideoCon's >11k training videos would not fit in host memory).
@@ -9,11 +9,14 @@ a video: an unbounded cache of VideoCon's >11k training videos would not fit in 
 `SeededBatchSampler` fixes the data order from a seed as a pure function of the micro-batch number, so a
 resumed run continues exactly where the interrupted one stopped and several processes read disjoint
 slices of the same global batch.
+
+May import: torch, numpy, `hacalib.models` (packing), `hacalib.errors`, `.collate`.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -21,7 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .errors import DataError
+from ..errors import DataError
+from ..models import IGNORE_INDEX
+from ..models.packing import pack
+from .collate import packed_collate, pad_collate
 
 
 class SeededBatchSampler(Sampler[list[int]]):
@@ -78,7 +84,7 @@ class VideoTextDataset(Dataset):
         videos: the video path of each example (same length as `encoded`); relative paths are
             resolved against `video_root`.
         video_fn: path -> processed video tensor (num_frames, 3, H, W), e.g. `read_video` followed by
-            the processor's video processor (see `processed_video_fn`).
+            the processor's video processor (see `hacalib.models.processed_video_fn`).
         video_root: folder the relative video paths are relative to.
         source: file the examples came from, named in error messages.
         max_cached_videos: most processed videos kept in memory (least recently used evicted and decoded
@@ -135,27 +141,11 @@ class VideoTextDataset(Dataset):
         return {**self.encoded[i], "pixel_values_videos": self.video(self.videos[i])}
 
 
-def processed_video_fn(processor: Any, num_frames: int = 8) -> Callable[[Path], torch.Tensor]:
-    """path -> (num_frames, 3, H, W) float tensor: `hacalib.video.read_video` + the processor's video processor.
-
-    Args:
-        processor: a `VideoLlavaProcessor` (its video processor resizes, crops and normalises the frames).
-        num_frames: frames sampled uniformly from each video.
-    """
-    from .models import preprocess_videos
-    from .video import read_video
-
-    def fn(path: Path) -> torch.Tensor:
-        return preprocess_videos(processor, [read_video(path, num_frames=num_frames)])[0]
-
-    return fn
-
-
 class PackedVideoDataset(Dataset):
     """One item per video (or per chunk of a video's examples): the examples packed behind their shared prefix.
 
     DESIGN.md section 7: a video's examples all start with the same prompt tokens, including the hundreds to
-    thousands of `<video>` tokens. Packed (`hacalib.packing.pack`), the prefix and the vision tower run once
+    thousands of video tokens. Packed (`hacalib.models.packing.pack`), the prefix and the vision tower run once
     per video and every example becomes a segment that sees the prefix and itself; the loss is the same as
     on the separate sequences (tested), at a fraction of the tokens.
 
@@ -179,8 +169,6 @@ class PackedVideoDataset(Dataset):
         max_cached_videos: int | None = None,
         need_pixels: Callable[[str], bool] | None = None,
     ):
-        from .packing import pack
-
         flat = VideoTextDataset(encoded, videos, video_fn, video_root=video_root, source=source,
                                 max_cached_videos=max_cached_videos)
         self.need_pixels = need_pixels
@@ -214,58 +202,11 @@ def _prefix_len(chunk: list[dict[str, torch.Tensor]]) -> int:
     first = chunk[0]["input_ids"]
     n = min(len(f["input_ids"]) for f in chunk)
     for f in chunk:
-        targets = (f["labels"] != -100).nonzero()
+        targets = (f["labels"] != IGNORE_INDEX).nonzero()
         n = min(n, int(targets[0]) if len(targets) else n)
         same = (f["input_ids"][:n] == first[:n]).long()
         n = int(same.cumprod(0).sum())
     return n
-
-
-def packed_collate(items: list[dict[str, Any]], pad_id: int, attn_implementation: str = "sdpa",
-                   dtype: torch.dtype = torch.float32, video_keys: bool = False) -> dict[str, Any]:
-    """Batch packed items as keyword arguments of a Video-LLaVA forward, plus their targets.
-
-    Returns input_ids and position_ids (B, L), the 4-D block `attention_mask` for `attn_implementation`
-    (transformers passes a 4-D mask through unchanged), pixel_values_videos (B, T, 3, H, W), and
-    `target_labels` (B, L): at each position the token its logits must predict, -100 elsewhere (packed
-    segments are not shifted copies of each other, so the targets come already aligned), and
-    `target_segments` (B, L): the batch-wide example number of each target (for per-example loss means);
-    with `video_keys`, also `video_keys`: each row's video path (a list of str, the key of
-    `hacalib.feature_cache.VisionFeatureCache`; the training loop pops it before the forward). Items
-    whose pixels were skipped (`PackedVideoDataset.need_pixels`) need `video_keys`: pixel_values_videos
-    then stacks only the rows that have pixels (absent when none has) and `pixel_rows` lists their rows.
-
-    Args:
-        items: `PackedVideoDataset` items.
-        pad_id: the tokenizer's pad id.
-        attn_implementation: the language model's attention implementation ('sdpa' or 'eager').
-        dtype: compute dtype (the additive 'eager' mask only).
-        video_keys: add the `video_keys` list (for the frozen-vision feature cache).
-    """
-    from .packing import attention_mask_for, collate_packed
-
-    batch = collate_packed([it["packed"] for it in items], pad_id)
-    targets = torch.full_like(batch.input_ids, -100)
-    targets[batch.target_rows, batch.target_cols] = batch.target_ids
-    segments = torch.full_like(batch.input_ids, -1)
-    segments[batch.target_rows, batch.target_cols] = batch.target_segment
-    out: dict[str, Any] = {
-        "input_ids": batch.input_ids,
-        "position_ids": batch.position_ids,
-        "attention_mask": attention_mask_for(batch.segment_ids, attn_implementation, dtype),
-        "target_labels": targets,
-        "target_segments": segments,
-    }
-    rows = [i for i, it in enumerate(items) if it["pixel_values_videos"] is not None]
-    if rows:
-        out["pixel_values_videos"] = torch.stack([items[i]["pixel_values_videos"] for i in rows])
-    if len(rows) < len(items):
-        if not video_keys:
-            raise ValueError("items without pixels (cached features) need video_keys=True")
-        out["pixel_rows"] = rows
-    if video_keys:
-        out["video_keys"] = [it["video"] for it in items]
-    return out
 
 
 def training_data(
@@ -289,10 +230,6 @@ def training_data(
     tokens); otherwise `VideoTextDataset` + `pad_collate`. `max_segments`, `need_pixels` and `video_keys`
     only apply when packed; the other arguments are those of the two datasets and collators.
     """
-    from functools import partial
-
-    from .collate import pad_collate
-
     if packed:
         dataset = PackedVideoDataset(encoded, videos, video_fn, video_root=video_root, source=source,
                                      max_segments=max_segments, max_cached_videos=max_cached_videos,

@@ -2,7 +2,7 @@
 
 The toy Video-LLaVA (`hacalib.models.build_toy_model`) learns all its parameters on the toy world's
 `pretrain/pretrain.jsonl` (captioning, one-word QA, grounded yes/no questions and SSv2-style templates,
-mixed from the first step) with the same loop as fine-tuning (`hacalib.train.train`). Without the yes/no
+mixed from the first step) with the same loop as fine-tuning (`hacalib.training.loop.train`). Without the yes/no
 questions the `Yes`/`No` rows of the output layer never train and every fine-tuning objective collapses
 to a constant P(yes) (feasibility study, issue 4). Training is packed by default (`PretrainConfig.packed`):
 one sequence per video holds the video once and all its examples as segments (DESIGN.md section 7), about
@@ -10,7 +10,11 @@ one sequence per video holds the video once and all its examples as segments (DE
 
 The result is cached: `out_dir/pretrain.json` records a hash of the configuration and of the world's
 pretraining data; a later call with the same ones returns `out_dir` without training. The same seed gives
-the same weights on the same machine and software.
+the same weights on the same machine and software. How well a base model came out is
+`hacalib.scoring.evaluate.evaluate_toy_model` (it runs the scorers, a later stage).
+
+May import: `hacalib.config`, `hacalib.prompts`, `hacalib.models`, `hacalib.io`, `hacalib.errors`,
+`hacalib.toyworld`, the other `hacalib.training` modules.
 """
 
 from __future__ import annotations
@@ -18,21 +22,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from . import prompts
-from .config import PretrainConfig, TrainConfig
-from .datasets import processed_video_fn, training_data
-from .errors import DataError
+from .. import prompts
+from ..config import PretrainConfig, TrainConfig
+from ..errors import DataError
+from ..io import read_json
+from ..models import build_toy_model, family_of, num_video_tokens, processed_video_fn
+from ..prompts import ChatTemplate
+from .datasets import training_data
 from .examples import Example, encode
-from .io import atomic_dir, read_json, write_json
-from .models import build_toy_model, num_video_tokens
-from .train import read_metrics, train
+from .loop import train
+from .runs import finish_run, is_finished, run_dir_for
 
 PRETRAIN_FILE = "pretrain/pretrain.jsonl"
 VIDEO_DIR = "pretrain/videos"
@@ -64,9 +69,9 @@ def load_pretrain_records(path: str | Path) -> list[dict]:
     return records
 
 
-def pretrain_examples(records: list[dict]) -> list[Example]:
-    """Each record's instruction wrapped in the chat template (`prompts.qa_prompt`), its answer the target."""
-    return [Example(r["video"], prompts.qa_prompt(r["prompt"]), r["answer"], r["task"]) for r in records]
+def pretrain_examples(records: list[dict], template: ChatTemplate = prompts.VIDEO_LLAVA) -> list[Example]:
+    """Each record's instruction wrapped in the chat template (its QA prompt), its answer the target."""
+    return [Example(r["video"], template.qa_prompt(r["prompt"]), r["answer"], r["task"]) for r in records]
 
 
 def cache_key(cfg: PretrainConfig, world_dir: str | Path) -> str:
@@ -83,10 +88,7 @@ def cache_key(cfg: PretrainConfig, world_dir: str | Path) -> str:
 
 def is_pretrained(out_dir: str | Path, key: str) -> bool:
     """Whether `out_dir` holds a finished toy model for cache key `key`."""
-    marker = Path(out_dir) / MARKER
-    if not marker.is_file() or not (Path(out_dir) / "model.safetensors").is_file():
-        return False
-    return read_json(marker).get("cache_key") == key
+    return (Path(out_dir) / "model.safetensors").is_file() and is_finished(out_dir, MARKER, key)
 
 
 def toy_vocabulary(world_dir: str | Path) -> list[str]:
@@ -95,7 +97,7 @@ def toy_vocabulary(world_dir: str | Path) -> list[str]:
     words = manifest.get("vocabulary") if isinstance(manifest, dict) else None
     if words:
         return list(words)
-    from .toyworld import vocabulary
+    from ..toyworld import vocabulary
 
     return vocabulary()
 
@@ -134,35 +136,29 @@ def pretrain_toy_model(
         vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers, text_hidden=cfg.text_hidden,
         text_layers=cfg.text_layers, num_frames=cfg.num_frames, position_init=cfg.position_init,
     )
-    model.requires_grad_(True)
-    # Train what the forward uses. Videos never pass the image tower, and video features are read before
-    # the video tower's final layernorm (hidden_states[vision_feature_layer]); DDP refuses trained
-    # parameters that get no gradient.
-    model.model.image_tower.requires_grad_(False)
-    model.model.video_tower.post_layernorm.requires_grad_(False)
-    examples = pretrain_examples(records)
+    family = family_of(model)
+    family.set_pretraining_trainable(model)  # what a video forward uses: DDP refuses parameters without gradients
+    examples = pretrain_examples(records, family.template)
     dataset, collate = pretraining_data(world, examples, model, processor, cfg)
 
-    run_dir = out.with_name(out.name + ".run")
     train_cfg = TrainConfig(
         objective="pretrain", seed=cfg.seed, max_steps=cfg.steps, batch_size=cfg.batch_size, grad_accum=1,
         lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
         max_grad_norm=cfg.max_grad_norm, loss_reduction="token", mixed_precision="no",
-        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, keep_checkpoints=1, output_dir=str(run_dir),
+        checkpoint_every=cfg.checkpoint_every, log_every=cfg.log_every, keep_checkpoints=1,
+        output_dir=str(run_dir_for(out)),
     )
     result = train(model, dataset, train_cfg, collate_fn=collate, progress=progress)
 
-    state = PartialState()
-    if state.is_main_process:
-        history = read_metrics(result.metrics_path)
-        summary = {
+    def summary(history: list[dict]) -> dict:
+        return {
             "cache_key": key,
             "config": asdict(cfg),
             "prompt_version": prompts.PROMPT_VERSION,
             "examples": len(examples),
             "examples_by_task": _count(r["task"] for r in records),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "processes": state.num_processes,
+            "processes": PartialState().num_processes,
             "resumed_from_step": result.start_step,
             "end_loss": history[-1]["loss"] if history else None,
             "train_seconds": result.wall_seconds,
@@ -172,80 +168,31 @@ def pretrain_toy_model(
             "steps_per_second": (cfg.steps - result.start_step) / max(result.wall_seconds, 1e-9),
             "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
         }
-        with atomic_dir(out) as tmp:
-            model.save_pretrained(tmp)
-            processor.save_pretrained(tmp)
-            shutil.copy(result.metrics_path, tmp / "metrics.jsonl")
-            write_json(tmp / MARKER, summary)  # the marker goes in last: its presence means "finished"
-        shutil.rmtree(run_dir)
-    state.wait_for_everyone()
-    return out
+
+    def model_files(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+
+    return finish_run(out, result, MARKER, summary, model_files)
 
 
 def pretraining_data(world: Path, examples: list[Example], model: Any, processor: Any, cfg: PretrainConfig):
-    """(dataset, collate_fn) of the world's pretraining examples for `model` (`hacalib.datasets.training_data`),
+    """(dataset, collate_fn) of the world's pretraining examples for `model` (`hacalib.training.datasets.training_data`),
     packed or padded as `cfg` says; a word outside the toy vocabulary is an error naming its row."""
     tok = processor.tokenizer
+    family = family_of(model)
     n_video = num_video_tokens(processor, cfg.num_frames)
     encoded = []
     for row, ex in enumerate(examples):
-        feats = encode(ex, tok, n_video)
+        feats = encode(ex, tok, n_video, template=family.template)
         if tok.unk_token_id in feats["input_ids"]:
             raise DataError(world / PRETRAIN_FILE, "text has words outside the toy vocabulary", row=row,
                             key="answer" if tok.unk_token_id in feats["labels"] else "prompt")
         encoded.append(feats)
     return training_data(
         encoded, [e.video for e in examples], processed_video_fn(processor, cfg.num_frames), packed=cfg.packed,
-        pad_id=tok.pad_token_id, attn_implementation=model.config.text_config._attn_implementation,
+        pad_id=tok.pad_token_id, attn_implementation=family.attn_implementation(model),
         video_root=world / VIDEO_DIR, source=world / PRETRAIN_FILE, max_segments=cfg.max_segments)
-
-
-@torch.no_grad()
-def evaluate_toy_model(
-    model_dir: str | Path, world_dir: str | Path, *, split: str = "test", limit: int | None = None, batch_size: int = 32
-) -> dict:
-    """How well a toy model captions and answers yes/no on held-out toy VideoCon videos (a sanity report).
-
-    Args:
-        model_dir: a saved toy model (`pretrain_toy_model` output).
-        world_dir: the toy world; its VideoCon rows of `split` are held out from pretraining (other videos).
-        limit: use the first N rows.
-        batch_size: videos per forward.
-
-    Returns caption_exact (greedy caption equals the true caption, word for word), yes_no_accuracy (P(yes) > 0.5
-    for the true caption, < 0.5 for the contrast caption; over both), pairwise_accuracy (P(yes|true) >
-    P(yes|contrast)), pyes_std (spread of P(yes): near 0 means collapsed), n_rows, n_videos.
-    """
-    from .data import load_videocon
-    from .models import load_model, split_words
-    from .qa import generate_texts
-    from .score import ScoreRequest, p_yes
-
-    world = Path(world_dir)
-    csv = world / "videocon" / "videocon_llm_entailment.csv"
-    rows = [r for r in load_videocon(csv, video_root=world / "videocon" / "videos") if r.split == split][:limit]
-    if not rows:
-        raise DataError(csv, f"no rows with split {split!r}", key="split")
-    model, processor = load_model(model_dir)
-    cache: dict = {}
-    requests = [ScoreRequest(r.video_path, c) for r in rows for c in (r.caption, r.neg_caption)]
-    pyes = torch.from_numpy(p_yes(model, processor, requests, batch_size=batch_size, video_cache=cache))
-    p_true, p_neg = pyes[0::2], pyes[1::2]
-
-    truth = {r.video_path: r.caption for r in rows}
-    videos = sorted(truth)
-    said = generate_texts(model, processor, [ScoreRequest(v, "") for v in videos], [prompts.caption_prompt()] * len(videos),
-                          max_new_tokens=64, batch_size=batch_size, video_cache=cache)
-    words = lambda text: [w.lower() for w in split_words(text)]  # noqa: E731
-    exact = sum(words(s) == words(truth[v]) for v, s in zip(videos, said))
-    return {
-        "caption_exact": exact / len(videos),
-        "yes_no_accuracy": float(((p_true > 0.5).float().mean() + (p_neg < 0.5).float().mean()) / 2),
-        "pairwise_accuracy": float((p_true > p_neg).float().mean()),
-        "pyes_std": float(torch.cat([p_true, p_neg]).std()),
-        "n_rows": len(rows),
-        "n_videos": len(videos),
-    }
 
 
 def _count(items: Any) -> dict[str, int]:
@@ -262,7 +209,7 @@ def _version(package: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m hacalib.pretrain --world DIR --out DIR [--steps N] [--seed N] [--config JSON]`.
+    """`python -m hacalib.training.pretrain --world DIR --out DIR [--steps N] [--seed N] [--config JSON]`.
 
     Runs in one process or under `accelerate launch` / `torchrun` (every process runs it; DDP).
     """

@@ -1,19 +1,21 @@
 """Frozen vision features computed once per video and reused (DESIGN.md section 7).
 
-Under LoRA the vision tower and the projector do not train, so the projected features of a video are the
-same at every step and every epoch. `VisionFeatureCache` runs the tower once per video (key: the video's
+Under LoRA the vision side (the family's `vision_modules`: for Video-LLaVA the video tower and the projector) does
+not train, so the features of a video are the same at every step and every epoch. `VisionFeatureCache` runs the tower once per video (key: the video's
 path), keeps the features of the `max_videos` most recently used videos in memory (Video-LLaVA-7B: 2056 x 4096
 bf16, ~16.8 MB a video) and optionally all of them on disk as safetensors (evicted videos are read back from
 there, or else recomputed, and later runs reuse them), and hands the
-training forward `inputs_embeds` with the features already in the `<video>` positions, so the model's own
+training forward `inputs_embeds` with the features already at the video placeholder positions, so the model's own
 forward (with its peft / DDP / autocast wrappers) runs only the language model.
 
 It is only valid while the vision side is frozen and deterministic: `vision_is_frozen` checks that no
-parameter of the video tower or projector requires grad and no dropout is active there; pretraining (which
-trains the tower) must run without the cache.
+parameter of the vision modules requires grad and no dropout is active there; pretraining (which trains the
+tower) must run without the cache.
 
     cache = VisionFeatureCache(identity="toy:<key>|frames=8")
     inputs = cache.model_inputs(model, batch, batch_keys)   # input_ids + pixel_values_videos -> inputs_embeds
+
+May import: torch, safetensors, `hacalib.models` (the family, the packed forward), `hacalib.errors`, `hacalib.io`.
 """
 
 from __future__ import annotations
@@ -27,19 +29,19 @@ from typing import Any, Sequence
 
 import torch
 
-from .errors import DataError
-from .io import atomic_path
-from .packing import unwrap, video_embeds, video_features
+from ..errors import DataError
+from ..io import atomic_path
+from ..models import family_of, unwrap
+from ..models.packing import video_embeds, video_features
 
 
 def _vision_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    inner = unwrap(model).model
-    return [inner.video_tower, inner.multi_modal_projector]
+    return family_of(model).vision_modules(model)
 
 
 def vision_is_frozen(model: torch.nn.Module) -> bool:
-    """True when the video features cannot change during training: the video tower and the projector have
-    no parameter with requires_grad and no active dropout (dropout counts only in training mode)."""
+    """True when the video features cannot change during training: the family's vision modules have no
+    parameter with requires_grad and no active dropout (dropout counts only in training mode)."""
     for module in _vision_modules(model):
         if any(p.requires_grad for p in module.parameters()):
             return False
@@ -108,7 +110,7 @@ class VisionFeatureCache:
         """(len(keys), tokens per video, hidden) on the model's device; the tower runs only for unseen keys.
 
         Args:
-            model: the Video-LLaVA being trained (its vision side must be frozen: see `vision_is_frozen`).
+            model: the model being trained (its vision side must be frozen: see `vision_is_frozen`).
             keys: one key (video path) per batch row; repeated keys are computed once.
             pixel_values_videos: (rows with pixels, T, 3, H, W) the processed videos (None: no row has them).
             pixel_rows: the batch row of each `pixel_values_videos` row (None: every row, in order); rows
@@ -151,7 +153,7 @@ class VisionFeatureCache:
         """`batch` with `input_ids` and `pixel_values_videos` replaced by `inputs_embeds` (features in place).
 
         Args:
-            model: the Video-LLaVA being trained.
+            model: the model being trained.
             batch: the forward's keyword arguments (on the model's device), e.g. from `packed_collate`.
             keys: the video key of each row.
             pixel_rows: the rows `pixel_values_videos` holds (`packed_collate`'s `pixel_rows`; None: all).
@@ -164,7 +166,7 @@ class VisionFeatureCache:
     # -------------------------------------------------------------------------------- on disk
 
     def fingerprint(self, model: torch.nn.Module) -> str:
-        """sha256 over the names, shapes and float64 sums of the vision tower's and projector's weights."""
+        """sha256 over the names, shapes and float64 sums of the vision modules' weights."""
         if self._fingerprint is None:
             h = hashlib.sha256()
             for module in _vision_modules(model):

@@ -5,6 +5,8 @@ Reads VideoCon's SSv2 matrix (`videopath,caption,match`) and a header-less Video
 summary and one JSON line.
 Primary numbers: mAP with ties grouped (scikit-learn) and R@k with ties resolved by expectation; VideoCon's
 own `calc_ssv2.py` convention is printed beside them, labelled, with the tie counts that separate them.
+
+May import: `hacalib.data`, `hacalib.errors`, `hacalib.io`, `hacalib.metrics`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from .data.ssv2 import load_retrieval_matrix, load_retrieval_scores
-from .errors import DataError
-from .io import write_json
-from .metrics import METRICS, is_collapsed, pyes_spread, tie_summary, videocon_order
+from ..data.ssv2 import load_retrieval_matrix, load_retrieval_scores
+from ..errors import DataError
+from ..io import write_json
+from ..metrics import METRICS, is_collapsed, pyes_spread, tie_summary, videocon_order
 
 KS = (1, 5, 10)
 

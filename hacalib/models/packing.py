@@ -13,11 +13,14 @@ sequence's remainder as a **segment**:
 - the token that predicts a segment's first token is the prefix's last token, not the previous segment's
   last token, so next-token targets are gathered explicitly (`Packed.target_index`), not by shifting.
 
-Forward pass (`packed_hidden`): the vision tower runs once per video (`video_features`), the features are
-scattered into the token embeddings at the `<video>` positions exactly as `VideoLlavaModel.forward` does,
-and the Llama part is called with `inputs_embeds`, a 4-D attention mask and the packed `position_ids`
-(transformers passes a user 4-D mask through unchanged). The lm_head is applied by the caller only where
-logits are needed (`logits_at`): for scoring, one row per segment.
+Forward pass (`packed_hidden`): the vision side runs once per video (`video_features`), the features enter
+the token embeddings at the video placeholder positions as the model's own forward puts them there, and the
+language model is called with `inputs_embeds`, a 4-D attention mask and the packed `position_ids`
+(transformers passes a user 4-D mask through unchanged). The output head is applied by the caller only where
+logits are needed (`logits_at`): for scoring, one row per segment. Every model-specific step is the model
+family's (`hacalib.models.family`).
+
+May import: torch, `.family`, `.text`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-IGNORE_INDEX = -100
+from .family import unwrap  # noqa: F401  (re-exported for callers of the packed forward)
+from .registry import family_of
+from .text import IGNORE_INDEX
+
 PREFIX = -1  # segment id of prefix tokens
 PAD = -2  # segment id of padding (a pad token attends to earlier pads only, so no row is fully masked)
 
@@ -253,62 +259,44 @@ def attention_mask_for(segment_ids: torch.Tensor, attn_implementation: str, dtyp
 # ----------------------------------------------------------------------------- the forward pass
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The `VideoLlavaForConditionalGeneration` inside DDP (`.module`) and peft wrappers (LoRA layers stay)."""
-    model = getattr(model, "module", model)
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def video_embeds(model: torch.nn.Module, input_ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Token embeddings (B, L, hidden) with each row's video features scattered into its `<video>` positions,
-    as `VideoLlavaModel.forward` does.
+    """Token embeddings (B, L, hidden) with each row's video features at its video placeholder positions.
 
     Args:
-        model: a Video-LLaVA model (or a peft / DDP wrapper of one).
-        input_ids: (B, L) token ids, each row with as many `<video>` tokens as a video has features.
+        model: a model of a registered family (or a peft / DDP wrapper of one).
+        input_ids: (B, L) token ids, each row with as many placeholder tokens as a video has features.
         features: (B, tokens per video, hidden) the video features of each row.
     """
-    base = unwrap(model)
-    embeds = base.get_input_embeddings()(input_ids)
-    is_video = input_ids == base.config.video_token_id
-    counts = is_video.sum(dim=1)
-    if not bool((counts == features.shape[1]).all()):
-        raise ValueError(f"rows hold {counts.tolist()} <video> tokens but each video has {features.shape[1]} features")
-    return embeds.masked_scatter(is_video[..., None], features.to(embeds.device, embeds.dtype))
+    return family_of(model).embed_video(model, input_ids, features)
 
 
 def video_features(model: torch.nn.Module, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-    """Projected video features (n_videos, tokens per video, hidden), the vision tower run once per video.
+    """Video features (n_videos, tokens per video, hidden) as they enter the language model, once per video.
 
     Args:
-        model: a Video-LLaVA model (or its peft wrapper).
-        pixel_values_videos: (n_videos, T, 3, H, W) from the processor's video processor.
+        model: a model of a registered family (or its peft wrapper).
+        pixel_values_videos: (n_videos, T, 3, H, W) from the family's processor.
     """
-    vlm = unwrap(model).model
-    param = next(vlm.video_tower.parameters())
-    pv = pixel_values_videos.to(param.device, param.dtype)
-    out = vlm.get_video_features(pixel_values_videos=pv, return_dict=True)
-    # transformers >= 5.2x returns an output object; earlier 5.x releases returned the features tensor
-    feats = out if isinstance(out, torch.Tensor) else out.pooler_output
-    return feats.reshape(pv.shape[0], -1, feats.shape[-1])
+    return family_of(model).video_features(model, pixel_values_videos)
 
 
 def packed_hidden(model: torch.nn.Module, batch: PackedBatch, features: torch.Tensor) -> torch.Tensor:
     """Last hidden states (B, L, hidden) of a packed batch.
 
     Args:
-        model: a Video-LLaVA model (or its peft wrapper).
+        model: a model of a registered family (or its peft wrapper).
         batch: the packed sequences (on the model's device).
         features: (B, tokens per video, hidden) video features of each row's video (from `video_features`;
             rows of the same video may share one computed tensor).
     """
-    embeds = video_embeds(model, batch.input_ids, features)
-    lm = unwrap(model).model.language_model
-    mask = attention_mask_for(batch.segment_ids, lm.config._attn_implementation, embeds.dtype)
+    family = family_of(model)
+    embeds = family.embed_video(model, batch.input_ids, features)
+    mask = attention_mask_for(batch.segment_ids, family.attn_implementation(model), embeds.dtype)
+    lm = family.language_model(model)
     out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=batch.position_ids, use_cache=False)
     return out.last_hidden_state
 
 
 def logits_at(model: torch.nn.Module, hidden: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """lm_head applied only at the given (row, col) positions: (n, vocab) in the model's dtype."""
-    return unwrap(model).lm_head(hidden[rows, cols])
+    """The output head applied only at the given (row, col) positions: (n, vocab) in the model's dtype."""
+    return family_of(model).lm_head(model)(hidden[rows, cols])

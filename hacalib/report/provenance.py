@@ -2,6 +2,8 @@
 
 Written next to every artifact, in the spirit of lm-eval's `add_env_info`. Secrets never enter it: only an
 explicit allow-list of package versions and the config the caller passes (with secret-looking keys redacted).
+
+May import: torch, `hacalib.prompts`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ CODE_PATHS = ("hacalib", "bench", "pyproject.toml", "env")
 
 def git_commit(repo: str | Path | None = None) -> str:
     """The commit of the checkout that holds `repo` (default: this package), '+dirty' if its code has local changes."""
-    where = Path(repo) if repo else Path(__file__).resolve().parent
+    where = Path(repo) if repo else Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
@@ -85,7 +87,7 @@ def provenance(config: Any = None, *, prompt_version: str | None = None, **extra
     """A JSON-ready provenance record. `config` may be a dataclass, a dict of dataclasses or a plain dict."""
     if prompt_version is None:
         try:
-            from .prompts import PROMPT_VERSION as prompt_version  # noqa: N811
+            from ..prompts import PROMPT_VERSION as prompt_version  # noqa: N811
         except ImportError:
             prompt_version = "unknown"
     return {

@@ -1,4 +1,7 @@
-"""Small tables that describe a dataset: misalignment-type mix, caption statistics, example triplets."""
+"""Small tables that describe a dataset: misalignment-type mix, caption statistics, example triplets.
+
+May import: pandas.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 Every artifact `NAME` becomes `NAME.csv`/`NAME.md` (tables) or `NAME.png`/`NAME.svg` (figures) plus
 `NAME.provenance.json`; all written atomically, so a killed run never leaves a half-written table behind.
+
+May import: `hacalib.io`.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_path, write_json, write_text
+from ..io import atomic_path, write_json, write_text
 
 
 def _provenance_footer(prov: dict) -> str:

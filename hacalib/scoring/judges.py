@@ -1,14 +1,11 @@
-"""Open-ended answers: greedy generation grouped by video, the offline QA judge, an optional LLM judge.
+"""Judging open-ended answers: the offline QA judge and an optional LLM judge.
 
-Generation (`generate_texts`) groups prompts by video: the vision tower runs once per video and its
-features are handed to `model.generate` (`mm_encoder_outputs`) for every question of that video, in
-left-padded batches with greedy decoding. Used for MSRVTT-QA (`answer_questions`) and for HACA's
-corrections (`generate_corrections`: the answer to the entailment prompt, e.g. "No, <corrected caption>").
-
-Judging: `judge_offline` (normalised exact match and containment, `hacalib.metrics.qa`) is the default;
+`judge_offline` (normalised exact match and containment, `hacalib.metrics.qa`) is the default;
 `llm_judge` sends Video-ChatGPT's evaluation prompt to an OpenAI-compatible chat endpoint and returns its
 accuracy and mean 0-5 score. It needs a key the caller passes in; nothing here reads it from the
 environment, logs it, or puts it in an error message.
+
+May import: numpy, `hacalib.metrics`.
 """
 
 from __future__ import annotations
@@ -18,124 +15,11 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any, MutableMapping, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
 
-from . import prompts
-from .data import QAItem
-from .errors import DataError
-from .metrics import contains_answer, exact_match
-from .packing import video_features
-from .score import ScoreRequest, VideoLoader, _device, _groups, _pad, prompt_ids
-
-
-def generate_texts(
-    model: torch.nn.Module,
-    processor: Any,
-    videos: Sequence[ScoreRequest],
-    prompt_texts: Sequence[str],
-    *,
-    max_new_tokens: int = 16,
-    batch_size: int = 16,
-    video_cache: MutableMapping | None = None,
-    num_frames: int = 8,
-    device: str | torch.device | None = None,
-) -> list[str]:
-    """Greedy continuation of each prompt given its video, in input order (special tokens dropped, stripped).
-
-    Args:
-        model: a Video-LLaVA model (or peft wrapper) in eval mode.
-        processor: its `VideoLlavaProcessor`.
-        videos: one request per prompt; only its video (and `video_id`) are used, to load and group videos.
-        prompt_texts: full prompts with one `<video>` (e.g. `prompts.qa_prompt(question)`).
-        max_new_tokens: generation length limit.
-        batch_size: prompts per `generate` call (consecutive videos share a call).
-        video_cache, num_frames, device: as `hacalib.score.p_yes`.
-    """
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-    from .models import num_video_tokens
-
-    if len(videos) != len(prompt_texts):
-        raise ValueError(f"{len(videos)} videos for {len(prompt_texts)} prompts")
-    if batch_size < 1 or max_new_tokens < 1:
-        raise ValueError(f"batch_size and max_new_tokens must be >= 1, got {batch_size}, {max_new_tokens}")
-    tok = processor.tokenizer
-    nvt = num_video_tokens(processor, num_frames)
-    load = VideoLoader(processor, num_frames, video_cache)
-    dev = _device(model, device)
-    out: list[str | None] = [None] * len(videos)
-    # Prompts in video order; a batch may span several videos (one `generate` call has a large fixed cost on
-    # small models), but each video's tower runs once: its features are repeated for its own rows only.
-    order = [i for group in _groups(videos) for i in group]
-    feats_of: dict[Any, torch.Tensor] = {}
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            for i in idx:
-                key = videos[i].key()
-                if key not in feats_of:
-                    pixels = load(videos[i])
-                    feats = video_features(model, pixels[None])  # the vision tower once per video
-                    # back to get_video_features' own layout (one row per frame), as generate passes it on
-                    feats_of[key] = feats.reshape(pixels.shape[0], -1, feats.shape[-1])
-            ids, att = _pad(prompt_ids(tok, [prompt_texts[i] for i in idx], nvt), tok.pad_token_id, "left")
-            frames = torch.cat([feats_of[videos[i].key()] for i in idx])
-            seqs = model.generate(
-                input_ids=ids.to(dev), attention_mask=att.to(dev),
-                mm_encoder_outputs={"video": BaseModelOutputWithPooling(pooler_output=frames)},
-                max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-            )
-            texts = tok.batch_decode(seqs[:, ids.shape[1] :], skip_special_tokens=True)
-            for i, t in zip(idx, texts):
-                out[i] = t.strip()
-            # a video whose questions are all answered is not needed again (videos come in order)
-            done = {videos[i].key() for i in idx} - {videos[j].key() for j in order[start + batch_size : start + 2 * batch_size]}
-            for key in done:
-                feats_of.pop(key, None)
-    return out  # type: ignore[return-value]
-
-
-def answer_questions(
-    model: torch.nn.Module,
-    processor: Any,
-    items: Sequence[QAItem],
-    *,
-    source: str = "test_q.json",
-    **kwargs: Any,
-) -> list[str]:
-    """Greedy answers to MSRVTT-QA-format questions (`prompts.qa_prompt`), in item order.
-
-    Args:
-        items: from `hacalib.data.load_msrvtt_qa(..., video_root=...)` (each needs `video_path`).
-        source: the questions file, named in errors.
-        kwargs: passed to `generate_texts` (max_new_tokens, batch_size, video_cache, ...).
-    """
-    for it in items:
-        if it.video_path is None:
-            problem = "question has no video path (load it with a video_root)"
-            raise DataError(source, problem, row=it.row, key="video_name")
-    videos = [ScoreRequest(it.video_path, it.question) for it in items]
-    return generate_texts(model, processor, videos, [prompts.qa_prompt(it.question) for it in items], **kwargs)
-
-
-def generate_corrections(
-    model: torch.nn.Module,
-    processor: Any,
-    requests: Sequence[ScoreRequest],
-    *,
-    max_new_tokens: int = 48,
-    **kwargs: Any,
-) -> list[str]:
-    """The model's full answer to the entailment prompt of each (video, caption): "Yes" or "No, <correction>".
-
-    Used by the failure analysis to show what a HACA model believes the video shows.
-    kwargs go to `generate_texts`.
-    """
-    texts = [prompts.entail_prompt(r.caption) for r in requests]
-    return generate_texts(model, processor, requests, texts, max_new_tokens=max_new_tokens, **kwargs)
+from ..metrics import contains_answer, exact_match
 
 
 def judge_offline(predictions: Sequence[str], answers: Sequence[str]) -> dict:
@@ -144,8 +28,6 @@ def judge_offline(predictions: Sequence[str], answers: Sequence[str]) -> dict:
     return {"exact_match": float(em.mean()), "contains": float(contains.mean()), "n": int(em.size),
             "per_item_exact_match": em, "per_item_contains": contains}
 
-
-# ----------------------------------------------------------------------------- LLM judge (optional)
 
 # Video-ChatGPT's evaluation prompt, verbatim (mbzuai-oryx/Video-ChatGPT,
 # quantitative_evaluation/evaluate_activitynet_qa.py; the same text judges MSRVTT-QA). The adjacent string

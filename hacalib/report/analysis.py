@@ -1,12 +1,15 @@
 """Failure analysis: where each model goes wrong, as small tables (the notebook shows frames for the cases), and
-whether its captioning sees a difference that its yes/no answer misses (`readout_per_item`)."""
+whether its captioning sees a difference that its yes/no answer misses (`readout_per_item`).
+
+May import: numpy, pandas, its own package's modules, `hacalib.metrics`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .metrics import classic_vle
+from ..metrics import classic_vle
 from .tables import ROWS
 
 
@@ -56,8 +59,8 @@ READOUTS = {
 
 def readout_per_item(pairs: pd.DataFrame, logliks: pd.DataFrame) -> pd.DataFrame:
     """Per held-out VideoCon item of one run, whether the true caption beats the contrast caption by each readout
-    (`READOUTS`): P(yes) (`evaluate.videocon_pairs`, the paper's alignment score), log p(caption | video) and, as a
-    control, log p(caption | another video) (`evaluate.videocon_loglik`). Ties count as wrong, as in `classic_vle`.
+    (`READOUTS`): P(yes) (`scoring.evaluate.videocon_pairs`, the paper's alignment score), log p(caption | video) and, as a
+    control, log p(caption | another video) (`scoring.evaluate.videocon_loglik`). Ties count as wrong, as in `classic_vle`.
 
     Where the model's captioning prefers the true caption and its P(yes) does not, it has seen the difference but
     its yes/no answer does not use it; where the other video's log-likelihood prefers it as well, the preference

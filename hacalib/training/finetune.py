@@ -1,11 +1,16 @@
-"""Fine-tuning a Video-LLaVA with LoRA on VideoCon-format data under one objective (entail / haca / haca_mask).
+"""Fine-tuning a Video-LLM with LoRA on VideoCon-format data under one objective (entail / haca / haca_mask).
 
     finetune(base_model, data_root, TrainConfig(objective="haca", seed=0), ModelConfig(), "runs/haca-s0")
 
 loads the base model (a toy model folder or the hub model), puts LoRA on the language model's projections, builds
 the objective's examples from the VideoCon `train` split (the same videos for every objective), trains them with
-`hacalib.train.train`, and saves the adapter with a `finetune.json` marker. A finished run with the same cache key
-(configuration, prompt version, base model, training data) is returned without training again.
+`hacalib.training.loop.train`, and saves the adapter with a `finetune.json` marker (`hacalib.training.runs`). A
+finished run with the same cache key (configuration, prompt version, base model, training data) is returned without
+training again. Everything model-specific (prompts, video tokens, processor, LoRA targets) comes from the model's
+family (`hacalib.models.family_of`).
+
+May import: `hacalib.config`, `hacalib.prompts`, `hacalib.data`, `hacalib.models`, `hacalib.io`, `hacalib.errors`,
+the other `hacalib.training` modules.
 """
 
 from __future__ import annotations
@@ -17,26 +22,22 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from . import prompts
-from .config import ModelConfig, TrainConfig
-from .data import load_videocon, to_triplets
-from .data.layout import DataRoot
-from .datasets import processed_video_fn, training_data
-from .errors import DataError
-from .examples import answer_token_ids, build_examples, count_by_kind, encode
+from .. import prompts
+from ..config import ModelConfig, TrainConfig, result_neutral_fields
+from ..data import load_videocon, to_triplets
+from ..data.layout import DataRoot
+from ..errors import DataError
+from ..io import read_json
+from ..models import add_lora, answer_token_ids, family_of, load_model, num_video_tokens, processed_video_fn
+from .datasets import training_data
+from .examples import build_examples, count_by_kind, encode
 from .feature_cache import VisionFeatureCache, vision_is_frozen
-from .io import atomic_dir, read_json, write_json
+from .loop import train
 from .masking import Tagger
-from .models import add_lora, load_model, num_video_tokens
-from .train import read_metrics, train
+from .runs import finish_run, run_dir_for
+from .runs import is_finished as _is_finished
 
 MARKER = "finetune.json"
-# TrainConfig fields that change how a run is logged, not what it learns: left out of the cache key.
-NOT_IN_KEY = {"output_dir", "log_every", "checkpoint_every", "keep_checkpoints", "cache_vision_features",
-              "vision_cache_dir", "max_cached_videos", "max_cached_features"}
-
 
 MISSING_VIDEO_POLICIES = ("error", "skip")
 
@@ -95,7 +96,8 @@ def base_model_id(base_model: str | Path) -> dict:
 def cache_key(cfg: TrainConfig, model_cfg: ModelConfig, base_model: str | Path, root: DataRoot, *,
               duplicates: str = "error", missing_videos: str = "error") -> str:
     h = hashlib.sha256()
-    train_fields = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
+    neutral = result_neutral_fields(TrainConfig)  # how a run is logged or cached, not what it learns
+    train_fields = {k: v for k, v in asdict(cfg).items() if k not in neutral}
     what = {"train": train_fields, "model": asdict(model_cfg), "base": base_model_id(base_model),
             "prompt_version": prompts.PROMPT_VERSION}
     # only a non-default policy can change the rows trained on; left out otherwise, so earlier keys stay valid
@@ -109,8 +111,8 @@ def cache_key(cfg: TrainConfig, model_cfg: ModelConfig, base_model: str | Path, 
 
 
 def is_finished(out_dir: str | Path, key: str) -> bool:
-    marker = Path(out_dir) / MARKER
-    return marker.is_file() and read_json(marker).get("cache_key") == key
+    """Whether `out_dir` holds a finished fine-tuning run with cache key `key`."""
+    return _is_finished(out_dir, MARKER, key)
 
 
 def finetune(
@@ -141,8 +143,6 @@ def finetune(
         missing_videos: training rows whose video file is absent: 'error' (default) or 'skip' (the count goes into
             finetune.json).
     """
-    from accelerate import PartialState
-
     root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
     out = Path(out_dir)
     key = cache_key(cfg, model_cfg, base_model, root, duplicates=duplicates, missing_videos=missing_videos)
@@ -152,17 +152,16 @@ def finetune(
     triplets, left_out = training_triplets(root, duplicates=duplicates, missing_videos=missing_videos)
 
     model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
+    family = family_of(model)
     model.requires_grad_(False)
-    with torch.random.fork_rng(devices=[]):  # peft draws the adapter's init from the global RNG: seed it
-        torch.manual_seed(cfg.seed)
-        model = add_lora(model, r=model_cfg.lora_r, alpha=model_cfg.lora_alpha, dropout=model_cfg.lora_dropout,
-                         targets=model_cfg.lora_targets)
+    model = add_lora(model, r=model_cfg.lora_r, alpha=model_cfg.lora_alpha, dropout=model_cfg.lora_dropout,
+                     targets=model_cfg.lora_targets, seed=cfg.seed)  # the adapter's init from the run's seed
     tok = processor.tokenizer
     examples = build_examples(cfg.objective, triplets, mask_ratio=cfg.mask_ratio, seed=cfg.seed, tagger=tagger,
-                              source=str(root.videocon_csv))
+                              source=str(root.videocon_csv), template=family.template)
     n_video = num_video_tokens(processor, model_cfg.num_frames)
-    answer_ids = answer_token_ids(tok)
-    encoded = [encode(e, tok, n_video, answer_ids=answer_ids) for e in examples]
+    answer_ids = answer_token_ids(tok, family.template)
+    encoded = [encode(e, tok, n_video, answer_ids=answer_ids, template=family.template) for e in examples]
     vision_cache, pixel_cache, need_pixels = None, cfg.max_cached_videos, None
     if cfg.packed and cfg.cache_vision_features:  # the frozen vision tower once per video, not once per epoch
         identity = json.dumps({"base": base_model_id(base_model), "revision": model_cfg.revision,
@@ -176,18 +175,15 @@ def finetune(
     # packed (default): a video's targets behind one shared prefix (DESIGN.md section 7)
     dataset, collate = training_data(
         encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames),
-        packed=cfg.packed, pad_id=tok.pad_token_id, attn_implementation=model.config.text_config._attn_implementation,
+        packed=cfg.packed, pad_id=tok.pad_token_id, attn_implementation=family.attn_implementation(model),
         source=root.videocon_csv, max_segments=cfg.max_segments, max_cached_videos=pixel_cache,
         need_pixels=need_pixels, video_keys=cfg.packed and cfg.cache_vision_features)
 
-    run_dir = out.with_name(out.name + ".run")
-    result = train(model, dataset, replace(cfg, output_dir=str(run_dir)), collate_fn=collate, progress=progress,
-                   vision_cache=vision_cache)
+    result = train(model, dataset, replace(cfg, output_dir=str(run_dir_for(out))), collate_fn=collate,
+                   progress=progress, vision_cache=vision_cache)
 
-    state = PartialState()
-    if state.is_main_process:
-        history = read_metrics(result.metrics_path)
-        summary = {
+    def summary(history: list[dict]) -> dict:
+        return {
             "cache_key": key,
             "objective": cfg.objective,
             "train_config": asdict(cfg),
@@ -206,20 +202,18 @@ def finetune(
             "samples_per_second": result.samples_per_second,
             "steps_per_second": (cfg.max_steps - result.start_step) / max(result.wall_seconds, 1e-9),
         }
-        with atomic_dir(out) as tmp:
-            for f in result.final_dir.iterdir():
-                shutil.copy(f, tmp / f.name)
-            shutil.copy(result.metrics_path, tmp / "metrics.jsonl")
-            write_json(tmp / MARKER, summary)  # last: its presence means "finished"
-        shutil.rmtree(run_dir)
-    state.wait_for_everyone()
-    return out
+
+    def adapter_files(tmp: Path) -> None:
+        for f in result.final_dir.iterdir():
+            shutil.copy(f, tmp / f.name)
+
+    return finish_run(out, result, MARKER, summary, adapter_files)
 
 
 def load_finetuned(base_model: str | Path, adapter_dir: str | Path, *, dtype: str = "auto",
                    device: Any = None):
     """The base model with a trained adapter (eval mode) and its processor."""
-    from .models import load_adapter
+    from ..models import load_adapter
 
     model, processor = load_model(base_model, dtype=dtype, device=device)
     model = load_adapter(model, adapter_dir)

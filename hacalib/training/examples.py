@@ -12,7 +12,10 @@ objective -> examples (DESIGN.md section 4), for each VideoCon triplet (video, c
 (video, true caption).
 
 Every objective uses the same triplets, so the same training videos. Labels are set here, when an example
-is encoded (-100 on the prompt and video tokens); `hacalib.collate.pad_collate` only pads.
+is encoded (IGNORE_INDEX on the prompt and video tokens, `hacalib.models.text`); the collators only pad.
+Prompts come from a chat template (`hacalib.prompts.ChatTemplate`, the model family's; Video-LLaVA's by default).
+
+May import: `hacalib.config`, `hacalib.prompts`, `hacalib.errors`, `hacalib.models` (text), `.masking`.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from . import prompts
-from .errors import DataError
-from .masking import DEFAULT_RATIO, Tagger, mask_captions
-
-OBJECTIVES = ("entail", "haca", "haca_mask")
-IGNORE_INDEX = -100
+from .. import prompts
+from ..config import DEFAULT_MASK_RATIO, OBJECTIVES
+from ..errors import DataError
+from ..models.text import IGNORE_INDEX, answer_token_ids, encode_answer, split_prompt_target  # noqa: F401
+from ..prompts import ChatTemplate
+from .masking import Tagger, mask_captions
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,13 @@ def build_examples(
     objective: str,
     triplets: Iterable[Any],
     *,
-    mask_ratio: float = DEFAULT_RATIO,
+    mask_ratio: float = DEFAULT_MASK_RATIO,
     seed: int = 0,
     tagger: Tagger | None = None,
     haca_format: str = prompts.DEFAULT_HACA_FORMAT,
     dedupe_pos: bool = True,
     source: str = "<triplets>",
+    template: ChatTemplate = prompts.VIDEO_LLAVA,
 ) -> list[Example]:
     """The training examples of `objective` for `triplets`, in triplet order (the trainer shuffles).
 
@@ -71,6 +75,7 @@ def build_examples(
         dedupe_pos: a true caption with several contrast captions gives its "pos" example once (as VideoCon's
             `prepare_data_for_train.py` drops repeated pairs); False gives one per triplet.
         source: file the triplets came from, named in errors.
+        template: the model family's chat template (`family_of(model).template`).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective {objective!r}; choose one of {OBJECTIVES}")
@@ -97,38 +102,12 @@ def build_examples(
             pos_target = prompts.haca_target(True, true, haca_format)
             neg_target = prompts.haca_target(False, true, haca_format)
         if not (dedupe_pos and (video, true) in seen_pos):
-            examples.append(Example(video, prompts.entail_prompt(true), pos_target, "pos"))
+            examples.append(Example(video, template.entail_prompt(true), pos_target, "pos"))
             seen_pos.add((video, true))
-        examples.append(Example(video, prompts.entail_prompt(neg), neg_target, "neg"))
+        examples.append(Example(video, template.entail_prompt(neg), neg_target, "neg"))
         if (video, true) in masked:
-            examples.append(Example(video, prompts.mask_prompt(masked.pop((video, true))), true, "mask"))
+            examples.append(Example(video, template.mask_prompt(masked.pop((video, true))), true, "mask"))
     return examples
-
-
-def _split_prompt_target(tokenizer: Any, prompt: str, target: str) -> tuple[list[int], list[int]]:
-    """Token ids of the prompt, and of the target as it is tokenized after the prompt."""
-    prompt_ids = tokenizer(prompt).input_ids
-    full_ids = tokenizer(prompt + prompts.ANSWER_SEP + target).input_ids
-    # The answer must start on a token boundary, else labels and P(yes) would read a merged token.
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        raise ValueError(f"tokenizer merges the prompt's end with the answer {target!r}; prompt: {prompt[-40:]!r}")
-    return prompt_ids, full_ids[len(prompt_ids) :]
-
-
-def answer_token_ids(tokenizer: Any) -> tuple[int, int]:
-    """The ids of the first answer token of `Yes` and `No` after an entailment prompt: (yes_id, no_id).
-
-    Looked up through the tokenizer in the same way `encode` tokenizes targets, so P(yes) at scoring time
-    reads exactly the tokens the model was trained to emit.
-    """
-    prompt = prompts.entail_prompt("a video")
-    ids = [_split_prompt_target(tokenizer, prompt, ans)[1] for ans in (prompts.YES, prompts.NO)]
-    if not ids[0] or not ids[1] or ids[0][0] == ids[1][0]:
-        raise ValueError(f"Yes/No do not start with distinct tokens: {ids}")
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is not None and unk in (ids[0][0], ids[1][0]):
-        raise ValueError("Yes or No is an unknown token for this tokenizer")
-    return ids[0][0], ids[1][0]
 
 
 def encode(
@@ -136,42 +115,27 @@ def encode(
     tokenizer: Any,
     num_video_tokens: int | None = None,
     answer_ids: tuple[int, int] | None = None,
+    template: ChatTemplate = prompts.VIDEO_LLAVA,
 ) -> dict[str, list[int]]:
-    """Token ids, labels and attention mask of one example.
+    """Token ids, labels and attention mask of one example (`hacalib.models.text.encode_answer`).
 
     Args:
-        example: the record (its prompt holds one `<video>`).
+        example: the record (its prompt holds one video placeholder).
         tokenizer: the processor's tokenizer (adds BOS like Llama's).
-        num_video_tokens: expand the single `<video>` token to this many copies, as `VideoLlavaProcessor`
-            does (`hacalib.models.num_video_tokens`); None keeps the single placeholder.
+        num_video_tokens: expand the single placeholder to this many copies, as the model's processor does
+            (`hacalib.models.num_video_tokens`); None keeps the single placeholder.
         answer_ids: `answer_token_ids(tokenizer)`; when given, a "pos"/"neg" example must start its target
             with the Yes/No token that scoring reads (a tokenizer that merges "No," into one piece fails here).
+        template: the chat template the prompt was written with (its answer separator and placeholder).
 
-    Returns lists of ints: `input_ids`, `labels` (-100 everywhere but the target tokens and the EOS that
+    Returns lists of ints: `input_ids`, `labels` (IGNORE_INDEX everywhere but the target tokens and the EOS that
     ends them) and `attention_mask` (all ones; the collator pads).
     """
-    prompt_ids, target_ids = _split_prompt_target(tokenizer, example.prompt, example.target)
-    if num_video_tokens is not None:
-        video_id = tokenizer.convert_tokens_to_ids(prompts.VIDEO_TOKEN)
-        where = [i for i, t in enumerate(prompt_ids) if t == video_id]
-        if len(where) != 1:
-            raise ValueError(f"expected one {prompts.VIDEO_TOKEN} token in the prompt, found {len(where)}")
-        i = where[0]
-        prompt_ids = prompt_ids[:i] + [video_id] * num_video_tokens + prompt_ids[i + 1 :]
+    first = None
     if answer_ids is not None and example.kind in ("pos", "neg"):
-        want = answer_ids[0] if example.kind == "pos" else answer_ids[1]
-        if not target_ids or target_ids[0] != want:
-            raise ValueError(
-                f"target {example.target!r} does not start with the {'Yes' if example.kind == 'pos' else 'No'} "
-                f"token {want} that P(yes) reads (first target tokens: {target_ids[:3]})"
-            )
-    target_ids = target_ids + [tokenizer.eos_token_id]
-    input_ids = prompt_ids + target_ids
-    return {
-        "input_ids": input_ids,
-        "labels": [IGNORE_INDEX] * len(prompt_ids) + target_ids,
-        "attention_mask": [1] * len(input_ids),
-    }
+        first = (answer_ids[0], "Yes") if example.kind == "pos" else (answer_ids[1], "No")
+    return encode_answer(tokenizer, example.prompt, example.target, num_video_tokens, first_token=first,
+                         template=template)
 
 
 def count_by_kind(examples: Sequence[Example]) -> dict[str, int]:

@@ -1,0 +1,34 @@
+"""The known model families, and how a model, config or processor finds its own (`family_of`).
+
+May import: `.family` and every family module (this is the one place that lists them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .family import VideoLLMFamily
+from .videollava import VIDEO_LLAVA
+
+FAMILIES: dict[str, VideoLLMFamily] = {VIDEO_LLAVA.name: VIDEO_LLAVA}
+
+
+def register(family: VideoLLMFamily) -> VideoLLMFamily:
+    """Add a family (e.g. one of your own) to `FAMILIES`, so `family_of` and `load_model` find it."""
+    FAMILIES[family.name] = family
+    return family
+
+
+def family_of(obj: Any) -> VideoLLMFamily:
+    """The family of a model (or its peft / DDP wrapper), config or processor."""
+    for family in FAMILIES.values():
+        if family.owns(obj):
+            return family
+    raise TypeError(f"no model family for {type(obj).__name__}; known: {', '.join(FAMILIES)}")
+
+
+def get_family(name: str) -> VideoLLMFamily:
+    """The family registered as `name`."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
