@@ -1,5 +1,9 @@
 """The `haca` command. Each subcommand is a thin wrapper around a library function (imported lazily).
 
+Every argument is checked before any work. A user's mistake (bad input data, an argument that cannot work, a
+folder that cannot be written, a full disk) ends in one line on stderr naming what to change, exit status 2;
+`--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
+
 May import: `hacalib.errors`, `hacalib.report`, `hacalib.reproduce`, `hacalib.toyworld`.
 """
 
@@ -12,14 +16,28 @@ from pathlib import Path
 
 
 def _seeds(text: str) -> list[int]:
-    return [int(s) for s in text.split(",") if s.strip()]
+    """argparse type of --seeds: comma-separated non-negative integers, at least one, none repeated."""
+    parts = [s.strip() for s in text.split(",")]
+    if not text.strip() or any(not p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated non-negative integers such as 0,1,2, got {text!r}")
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"a seed is repeated in {text!r}")
+    return seeds
+
+
+def _natural(text: str) -> int:
+    """argparse type of a seed: a non-negative integer."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import ReproduceConfig, reproduce
 
     cfg = ReproduceConfig(project_root=Path(args.project_root).resolve(), preset=args.preset,
-                          data_root=args.data_root, seeds=_seeds(args.seeds), smoke=args.smoke,
+                          data_root=args.data_root, seeds=args.seeds, smoke=args.smoke,
                           only=args.only or ())
     reproduce(cfg)
     return 0
@@ -28,7 +46,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_toyworld(args: argparse.Namespace) -> int:
     from .toyworld import build_world
 
-    manifest = build_world(args.out, size=args.size, seed=args.seed)
+    manifest = build_world(args.out, size=args.size, seed=args.seed, force=args.force)
     print(json.dumps({k: manifest[k] for k in ("size", "seed", "counts", "generation_seconds") if k in manifest}))
     return 0
 
@@ -47,45 +65,72 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="haca", description=__doc__)
+    p = argparse.ArgumentParser(prog="haca", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
 
-    r = sub.add_parser("reproduce", help="run the notebooks through papermill (all tables and figures)")
+    r = sub.add_parser("reproduce", parents=[common], help="run the notebooks through papermill (all tables and figures)")
     r.add_argument("--smoke", action="store_true", help="tiny data and steps; writes under runs/smoke/")
     r.add_argument("--only", action="append", help="run only this notebook (name or prefix, e.g. 03); repeatable")
     r.add_argument("--preset", default="toy", choices=["toy", "videollava-7b"], help="model + data preset")
     r.add_argument("--data-root", default="", help="folder with the real benchmark files (paper preset)")
-    r.add_argument("--seeds", default="0,1,2", help="comma-separated fine-tuning seeds")
+    r.add_argument("--seeds", default=[0, 1, 2], type=_seeds,
+                   help="comma-separated fine-tuning seeds (default 0,1,2); the first is the run notebooks show in detail")
     r.add_argument("--project-root", default=".", help="the project checkout (default: current folder)")
     r.set_defaults(func=cmd_reproduce)
 
-    t = sub.add_parser("toyworld", help="write the toy world in the real benchmark formats")
+    t = sub.add_parser("toyworld", parents=[common], help="write the toy world in the real benchmark formats")
     t.add_argument("--out", required=True, help="output folder (a data_root)")
     t.add_argument("--size", default="default", choices=["smoke", "default"], help="world size preset")
-    t.add_argument("--seed", type=int, default=0, help="world seed")
+    t.add_argument("--seed", type=_natural, default=0, help="world seed (a non-negative integer)")
+    t.add_argument("--force", action="store_true",
+                   help="write into a folder that holds other files (files at world paths are overwritten; nothing "
+                        "else is deleted), and rebuild even a complete world")
     t.set_defaults(func=cmd_toyworld)
 
-    s = sub.add_parser("score-retrieval", help="mAP / R@k / ties of VideoCon-style retrieval scores")
+    s = sub.add_parser("score-retrieval", parents=[common], help="mAP / R@k / ties of VideoCon-style retrieval scores")
     s.add_argument("--matrix", required=True, help="eval CSV: videopath,caption,match")
     s.add_argument("--scores", required=True, help="header-less scores CSV: videopath,caption,entailment,pos,neg")
     s.set_defaults(func=cmd_score_retrieval)
 
-    i = sub.add_parser("info", help="print the provenance record of this environment")
+    i = sub.add_parser("info", parents=[common], help="print the provenance record of this environment")
     i.set_defaults(func=cmd_info)
     return p
+
+
+def _user_error(exc: BaseException) -> str | None:
+    """The one line for an error the user can fix, or None for a bug (which keeps its traceback)."""
+    from .config import ConfigError
+    from .errors import DataError, UsageError
+
+    if isinstance(exc, (DataError, UsageError, ConfigError)):
+        return str(exc)
+    if isinstance(exc, OSError):  # unwritable folder, full disk, missing file named by the user
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or exc}{where}"
+    from .reproduce import NotebookFailed
+
+    if isinstance(exc, NotebookFailed):  # its traceback is in the executed notebook the message names
+        return str(exc)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except Exception as exc:  # a clear one-line error for bad input; tracebacks for bugs
-        from .errors import DataError
-
-        if isinstance(exc, DataError):
-            print(f"haca: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("haca: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a clear one-line error for what the user can fix; tracebacks for bugs
+        line = _user_error(exc)
+        if line is None or args.debug:
+            raise
+        print(f"haca: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

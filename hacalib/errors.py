@@ -21,3 +21,7 @@ class DataError(ValueError):
         if key is not None:
             where += f", key {key!r}"
         super().__init__(f"{where}: {problem}")
+
+
+class UsageError(ValueError):
+    """A command-line argument or call parameter that cannot work; the message says what to change."""

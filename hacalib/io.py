@@ -1,5 +1,11 @@
 """Atomic file writes: a killed process never leaves a half-written file that a later run trusts.
 
+A write goes to a hidden temporary `.NAME.XXXX.tmp` beside its target and is renamed onto it when complete. The
+finished file gets the permissions of a plainly created one (0666 / 0777 less the user's umask, e.g. 0644), not the
+0600 of a temporary file, so colleagues can read a shared data folder. A temporary's name holds the writing
+process's id; the next write of the same target removes the temporaries of processes that no longer run (a kill
+leaves them behind), never those of a live writer.
+
 May import: `hacalib.errors`.
 """
 
@@ -14,16 +20,67 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def plain_mode(directory: bool = False) -> int:
+    """The mode a plainly created file (0666) or folder (0777) gets under the user's umask."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove what killed atomic writes of `path` left beside it (`.NAME.<pid>-*` of a process that no longer runs:
+    temporaries, moved-aside old folders); return what was removed."""
+    import glob
+
+    path = Path(path)
+    gone = []
+    if not path.parent.is_dir():
+        return gone
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        middle = leftover.name[len(path.name) + 2 :]
+        pid, _, rest = middle.partition("-")
+        if not pid.isdigit() or not rest or _alive(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        gone.append(leftover)
+    return gone
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the same folder; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, plain_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -60,12 +117,14 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, plain_mode(directory=True))
         old = None
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".old", dir=path.parent))
             os.replace(path, old / "x")
         os.replace(tmp, path)
         if old is not None:

@@ -31,12 +31,15 @@ class Preset:
     extra: dict = field(default_factory=dict)
 
 
+PRESETS = ("toy", "videollava-7b")
+
+
 def preset(name: str = "toy", *, smoke: bool = False) -> Preset:
     if name == "toy":
         return _toy(smoke)
     if name == "videollava-7b":
         return _videollava_7b(smoke)
-    raise ValueError(f"unknown preset {name!r}; known: toy, videollava-7b")
+    raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
 
 
 def _toy(smoke: bool) -> Preset:

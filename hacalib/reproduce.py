@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .errors import UsageError
+
 NOTEBOOKS = (
     "01_data_construction",
     "02_finetune",
@@ -68,8 +70,42 @@ def select_notebooks(notebooks_dir: Path, only: Sequence[str] = ()) -> list[Path
         hits = [p for p in existing if p.stem == want or p.stem.startswith(want)]
         if len(hits) != 1:
             names = ", ".join(p.stem for p in existing)
-            raise ValueError(f"--only {want!r} matches {len(hits)} notebooks; choose one of: {names}")
-        chosen.extend(hits)
+            raise UsageError(f"--only {want!r} matches {len(hits)} notebooks; choose one of: {names}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+def validate(cfg: ReproduceConfig) -> list[Path]:
+    """Check every setting before any work and return the notebooks to run; a problem raises one UsageError."""
+    from .presets import PRESETS
+
+    if cfg.preset not in PRESETS:
+        raise UsageError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    seeds = list(cfg.seeds)
+    if not seeds:
+        raise UsageError("--seeds is empty: give comma-separated non-negative integers, e.g. --seeds 0,1,2")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise UsageError(f"--seeds must be non-negative integers, got {seeds}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds repeats a seed: {seeds}")
+    if cfg.preset == "toy" and cfg.data_root:
+        raise UsageError(f"--data-root {cfg.data_root!r} is for the paper preset; the toy preset builds its own world "
+                         "under cache/ (drop --data-root, or add --preset videollava-7b)")
+    if cfg.preset != "toy":
+        if not cfg.data_root:
+            raise UsageError(f"preset {cfg.preset!r} needs --data-root: a folder laid out as in the README")
+        if not Path(cfg.data_root).is_dir():
+            raise UsageError(f"--data-root {cfg.data_root!r} is not a folder")
+    notebooks_dir = cfg.project_root / "notebooks"
+    if not notebooks_dir.is_dir():
+        raise UsageError(f"no notebooks/ under {cfg.project_root}: run from the project checkout or pass --project-root")
+    chosen = select_notebooks(notebooks_dir, cfg.only)
+    if not chosen:
+        raise UsageError(f"no notebooks found under {notebooks_dir}")
+    for folder in (cfg.run_root, cfg.out_dir, cfg.cache_dir):
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK)):
+            raise UsageError(f"cannot write under {folder}: {existing} is not a writable folder")
     return chosen
 
 
@@ -83,10 +119,13 @@ def _for_notebook(path: Path, cfg: ReproduceConfig) -> str:
 
 
 def notebook_parameters(cfg: ReproduceConfig) -> dict:
+    """What the notebooks' parameters cells get (each only what it declares). `seed`, the run a notebook shows in
+    detail, is the first of `seeds`, so it is always one of the runs the tables are built from."""
     return {
         "preset": cfg.preset,
         "data_root": cfg.data_root,
         "seeds": list(cfg.seeds),
+        "seed": list(cfg.seeds)[0] if cfg.seeds else 0,
         "smoke": cfg.smoke,
         "out_dir": _for_notebook(cfg.out_dir, cfg),
         "cache_dir": _for_notebook(cfg.cache_dir, cfg),
@@ -94,9 +133,19 @@ def notebook_parameters(cfg: ReproduceConfig) -> dict:
     }
 
 
-def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: str = "python3") -> Path:
-    """Execute `src` with `params` (only those its parameters cell declares) and write it atomically to `dst`."""
+class NotebookFailed(RuntimeError):
+    """A notebook cell raised; the message names the notebook, the error and where its executed copy is."""
+
+
+def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: str = "python3",
+                 failed_dir: Path | None = None) -> Path:
+    """Execute `src` with `params` (only those its parameters cell declares) and write it atomically to `dst`.
+
+    When a cell raises, `dst` is left as it was and the executed copy (with the traceback) goes to `failed_dir`
+    (default: beside `dst`, as NAME.failed.ipynb); `NotebookFailed` names it.
+    """
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
 
     from .io import atomic_path
 
@@ -109,6 +158,14 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
             pm.execute_notebook(str(src), str(tmp_nb), parameters=used, cwd=str(cwd), kernel_name=kernel_name,
                                 progress_bar=False, request_save_on_cell_execute=False)
             tmp_nb.replace(tmp)
+        except PapermillExecutionError as exc:
+            kept = (failed_dir or dst.parent) / f"{dst.stem}.failed.ipynb"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            if tmp_nb.exists():
+                tmp_nb.replace(kept)
+            first = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ""
+            raise NotebookFailed(f"notebook {src.stem} failed in cell {exc.exec_count}: {exc.ename}: {first} "
+                                 f"(the executed notebook with the traceback: {kept})") from exc
         finally:
             if tmp_nb.exists():
                 tmp_nb.unlink()
@@ -116,17 +173,16 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
 
 
 def reproduce(cfg: ReproduceConfig, log: Callable[[str], None] = print) -> list[Path]:
+    chosen = validate(cfg)  # every setting checked before the first notebook starts
     notebooks_dir = cfg.project_root / "notebooks"
-    chosen = select_notebooks(notebooks_dir, cfg.only)
-    if not chosen:
-        raise FileNotFoundError(f"no notebooks found under {notebooks_dir}")
     params = notebook_parameters(cfg)
     done = []
     for nb in chosen:
         dst = (cfg.run_root / "notebooks" / nb.name) if cfg.smoke else nb
         t0 = time.perf_counter()
         log(f"[reproduce] {nb.stem} ...")
-        run_notebook(nb, dst, params, cwd=notebooks_dir, kernel_name=cfg.kernel_name)
+        run_notebook(nb, dst, params, cwd=notebooks_dir, kernel_name=cfg.kernel_name,
+                     failed_dir=cfg.project_root / "runs" / "failed")
         log(f"[reproduce] {nb.stem} done in {time.perf_counter() - t0:.1f}s -> {dst}")
         done.append(dst)
     log(f"[reproduce] tables and figures under {cfg.out_dir}")

@@ -172,8 +172,10 @@ def test_real_videocon_subset_has_exact_duplicates(shared_fixtures):
     assert len(load_videocon(csv_path, duplicates="keep")) - len(load_videocon(csv_path, duplicates="drop")) == 2
 
 
+@pytest.mark.parametrize("world_manifest", [True, False], ids=["toy world (manifest check)", "other data (decode check)"])
 @pytest.mark.parametrize("damage", ["garbage bytes", "empty file", "4 frames"])
-def test_damaged_training_video_stops_finetune_naming_the_video(root, base, tmp_path, damage):
+def test_damaged_training_video_stops_finetune_before_training(root, base, tmp_path, damage, world_manifest):
+    """Caught before the model is loaded (not at the step that first reads the video), naming the CSV row and video."""
     rows = _read_csv(DataRoot(root).videocon_csv)
     video = DataRoot(root).videocon_videos / rows[3]["videopath"]
     if damage == "garbage bytes":
@@ -185,11 +187,15 @@ def test_damaged_training_video_stops_finetune_naming_the_video(root, base, tmp_
     else:
         write_mp4(video, np.zeros((4, 32, 32, 3), np.uint8))
         message = "video has 4 frames, fewer than the 8 requested"
+    if world_manifest:
+        message = "differs from the toy world's manifest"
+    else:  # the same files outside a toy world: decoded, not hash-checked
+        (root / "toyworld.json").unlink()
     out = tmp_path / "run"
-    # 10 steps of 4 videos cover all 35 train videos, so the damaged one is read
     with pytest.raises(DataError, match=message) as err:
         _finetune(base, root, out)
-    assert Path(err.value.path) == video
+    assert Path(err.value.path) == DataRoot(root).videocon_csv and (err.value.row, err.value.key) == (3, "videopath")
+    assert str(video) in str(err.value)
     _assert_nothing_written(out)
 
 

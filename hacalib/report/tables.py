@@ -8,7 +8,7 @@ A *row* is a model (pretrained, entail, haca, haca_mask); a *run* is one (row, s
 Runs whose P(yes) is constant are collapsed (`hacalib.metrics.is_collapsed`): they are left out of every number
 and counted in the `collapsed_runs` column; a row whose runs all collapsed shows no value, never a number.
 
-May import: numpy, pandas, `hacalib.metrics`.
+May import: numpy, pandas, `hacalib.config`, `hacalib.metrics`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..config import OBJECTIVES
 from ..metrics import bootstrap_ci, classic_vle, is_collapsed, pyes_spread, strict_vle, t_interval
 from ..metrics.retrieval import average_precision, hit_at_k, videocon_ap
 
-ROWS = ("pretrained", "entail", "haca", "haca_mask")
+ROWS = ("pretrained", *OBJECTIVES)  # the base model, then one row per fine-tuning objective
 ROW_LABELS = {"pretrained": "Pretrained", "entail": "Entail-only FT", "haca": "HACA", "haca_mask": "HACA + mask"}
 
 

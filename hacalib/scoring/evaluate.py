@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ..data import load_msrvtt_qa, load_retrieval_matrix, load_velociti, load_videocon
+from ..data.integrity import check_videos
 from ..data.layout import DataRoot
 from ..data.ssv2 import extract_template
 from ..errors import DataError
@@ -39,12 +40,11 @@ def _scores(model: Any, processor: Any, requests: list[ScoreRequest], resume_fil
     return score_to_file(model, processor, requests, resume_file, **score_kw)
 
 
-def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]]) -> None:
-    """Every (video path, source file, row, key) of the items about to be scored must exist: checked before scoring,
-    so a missing file names the benchmark file and its row/key instead of stopping a long evaluation halfway."""
-    for video, source, row, key in videos:
-        if not Path(video).is_file():
-            raise DataError(source, f"video not found: {video}", row=row, key=key)
+def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]], num_frames: int = 8) -> None:
+    """Every (video path, source file, row, key) of the items about to be scored must exist and decode (or match the
+    toy world's manifest): checked before scoring, so a missing or corrupt file names the benchmark file and its
+    row/key instead of stopping a long evaluation halfway (`hacalib.data.integrity`)."""
+    check_videos(videos, num_frames=num_frames, what="videos before scoring")
 
 
 def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
@@ -61,7 +61,8 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     for it in items:
         by_test.setdefault(it.test, []).append(it)
     chosen = [it for t in by_test for it in _limit(by_test[t], limit_per_test)]
-    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen])
+    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen],
+                    score_kw.get("num_frames", 8))
     requests = [ScoreRequest(it.video_path, cap) for it in chosen for cap in (it.pos, it.neg)]
     scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
@@ -133,7 +134,8 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
     matrix = load_retrieval_matrix(root.ssv2_matrix(name))
     videos = [str(root.ssv2_videos / v) for v in matrix.videos]
     first_row = {r.videopath: r.row for r in reversed(matrix.rows)}
-    _require_videos([(root.ssv2_videos / v, matrix.path, first_row[v], "videopath") for v in matrix.videos])
+    _require_videos([(root.ssv2_videos / v, matrix.path, first_row[v], "videopath") for v in matrix.videos],
+                    score_kw.get("num_frames", 8))
     # one request per (video, query): grouped by video, so the packed scorer reuses each video prefix
     requests = [ScoreRequest(v, extract_template(q)) for v in videos for q in matrix.queries]
     scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
@@ -145,7 +147,8 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
     """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment)."""
     items = load_msrvtt_qa(root.msrvtt_qa_questions, root.msrvtt_qa_answers, video_root=root.msrvtt_qa_videos)
     items = list(_limit(items, limit))
-    _require_videos([(it.video_path, root.msrvtt_qa_questions, it.row, "video_name") for it in items])
+    _require_videos([(it.video_path, root.msrvtt_qa_questions, it.row, "video_name") for it in items],
+                    gen_kw.get("num_frames", 8))
     preds = answer_questions(model, processor, items, source=str(root.msrvtt_qa_questions),
                              video_cache=video_cache, **gen_kw)
     judged = judge_offline(preds, [it.answer for it in items])

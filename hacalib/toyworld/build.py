@@ -6,12 +6,20 @@ writes videocon/, velociti/, ssv2/, msrvtt_qa/, pretrain/, scenes.jsonl (the gro
 video, for tests and failure analysis) and, last, toyworld.json (the manifest). Every file is written
 atomically; a complete world with the same seed, size and configuration is not rebuilt.
 
+Safe over an existing folder: before the first file changes, the manifest is replaced by a "building" one that
+lists every file a world of ours wrote there (so an interrupted build is never mistaken for a complete one, and
+a later build knows which files are ours); the full manifest goes in last. A world is complete only when every
+file it lists has the recorded size and sha256 (checked in full once per process, then by size and mtime).
+A folder that holds anything but a toy world of ours (e.g. a real data root) is refused unless `force=True`,
+which writes the world beside those files and still never deletes a file we did not write.
+
 May import: numpy, its own package's modules, `hacalib.config`, `hacalib.data`, `hacalib.errors`, `hacalib.io`.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import time
@@ -22,6 +30,7 @@ import numpy as np
 
 from ..config import ToyWorldConfig
 from ..data.video import sample_frame_indices, write_mp4
+from ..errors import DataError, UsageError
 from ..io import read_json, write_json, write_text
 from .benchmarks import SceneSource, make_msrvtt_qa, make_pretrain, make_ssv2, make_velociti, make_videocon
 from .grammar import vocabulary
@@ -64,14 +73,93 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
-def _is_complete(root: Path, expected: dict) -> dict | None:
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksums(root: Path, rels) -> dict[str, list]:
+    """{relative path: [bytes, sha256]} of the given files under `root`."""
+    return {rel: [(root / rel).stat().st_size, sha256_file(root / rel)] for rel in sorted(rels)}
+
+
+# Worlds verified in full by this process: (root, manifest mtime) -> {rel: (size, mtime_ns)} seen then.
+_VERIFIED: dict[tuple[str, int], dict[str, tuple[int, int]]] = {}
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def verify_world(root: Path, manifest: dict) -> list[str]:
+    """The files of a world that are missing or differ from the manifest's size and sha256 ([] when whole)."""
+    sums = manifest.get("checksums")
+    if not isinstance(sums, dict) or not sums:
+        return ["(manifest without checksums: written by an older hacalib)"]
+    key = (str(root.resolve()), _stat(root / MANIFEST)[1])
+    seen = _VERIFIED.get(key)
+    if seen is not None and all(_stat(root / rel) == st for rel, st in seen.items()):
+        return []
+    bad = []
+    for rel, (size, digest) in sums.items():
+        path = root / rel
+        if _stat(path) is None or path.stat().st_size != size or sha256_file(path) != digest:
+            bad.append(rel)
+    if not bad:
+        _VERIFIED[key] = {rel: _stat(root / rel) for rel in sums}
+    return bad
+
+
+def _read_manifest(root: Path) -> dict | None:
     path = root / MANIFEST
     if not path.is_file():
         return None
-    manifest = read_json(path)
-    same = all(manifest.get(k) == expected[k] for k in ("version", "seed", "size", "config"))
-    files_there = all((root / f).is_file() for f in manifest.get("files", {}))
-    return manifest if same and files_there else None
+    try:
+        manifest = read_json(path)
+    except DataError:
+        return {"status": "unreadable"}
+    return manifest if isinstance(manifest, dict) else {"status": "unreadable"}
+
+
+def _is_complete(root: Path, expected: dict) -> dict | None:
+    manifest = _read_manifest(root)
+    if manifest is None or manifest.get("status") is not None:
+        return None
+    if not all(manifest.get(k) == expected[k] for k in ("version", "seed", "size", "config")):
+        return None
+    return manifest if not verify_world(root, manifest) else None
+
+
+def _ours(manifest: dict | None) -> set[str]:
+    """The files a world of ours wrote in this folder, by its manifest (complete or building)."""
+    if not manifest:
+        return set()
+    return set(manifest.get("checksums") or {}) | set(manifest.get("written") or []) | set(manifest.get("files") or {})
+
+
+def check_out_dir(out_dir: str | Path, force: bool = False) -> tuple[Path, dict | None]:
+    """The world's folder and its current manifest; refuses an empty path, a file, and a folder of other files."""
+    if not str(out_dir).strip():
+        raise UsageError("the toy world's output folder is empty: give a folder path (e.g. --out data/toy)")
+    root = Path(out_dir)
+    if root.exists() and not root.is_dir():
+        raise DataError(root, "not a folder: the toy world needs a folder of its own")
+    manifest = _read_manifest(root)
+    if manifest is None and root.is_dir() and not force:
+        entries = sorted(p.name for p in root.iterdir())
+        if entries:
+            shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+            raise DataError(root, f"holds {shown} and no {MANIFEST}: not a toy world of ours (a real data root?); "
+                            "choose an empty or new folder, or pass --force to write the world beside these files "
+                            "(files at world paths are overwritten; nothing else is deleted)")
+    return root, manifest
 
 
 def build_world(
@@ -88,8 +176,8 @@ def build_world(
     """
     if size not in SIZES:
         raise ValueError(f"unknown world size {size!r}; choose one of {sorted(SIZES)}")
-    cfg = replace(config or ToyWorldConfig(), size=size, seed=seed)
-    root = Path(out_dir)
+    cfg = replace(config or ToyWorldConfig(), size=size, seed=seed)  # validates the seed (>= 0)
+    root, previous = check_out_dir(out_dir, force)
     n = SIZES[size]
     expected = {"version": WORLD_VERSION, "seed": seed, "size": size,
                 "config": {**asdict(cfg), "parts": asdict(n)}}
@@ -127,14 +215,20 @@ def build_world(
                        ("msrvtt_qa", qa_videos), ("pretrain", pre_videos)):
         for path, scene in vids.items():
             all_videos[path] = (part, scene)
-    for path, (_, scene) in all_videos.items():
-        write_mp4(root / path, render(scene), fps=cfg.fps)
     text_files[SCENES] = ("".join(json.dumps({"video": p, "part": part, "scene": scene_to_dict(s)}, sort_keys=True)
                                   + "\n" for p, (part, s) in all_videos.items()), len(all_videos))
+    # From here on files change: first say so in the manifest, with every file that is (or was) ours.
+    ours = _ours(previous) | set(text_files) | set(all_videos)
+    write_json(root / MANIFEST, {"status": "building", "version": WORLD_VERSION, "seed": seed, "size": size,
+                                 "written": sorted(ours)})
+    for path, (_, scene) in all_videos.items():
+        write_mp4(root / path, render(scene), fps=cfg.fps)
     for rel, (text, count) in text_files.items():
         write_text(root / rel, text)
         files[rel] = count
 
+    for stale in sorted(ours - set(files) - set(all_videos)):  # an earlier world's files this one does not have
+        (root / stale).unlink(missing_ok=True)
     video_counts = {p: sum(1 for part, _ in all_videos.values() if part == p) for p in _PARTS}
     total_bytes = sum((root / p).stat().st_size for p in list(files) + list(all_videos))
     manifest = {
@@ -145,15 +239,14 @@ def build_world(
         "vocabulary": vocabulary(),
         "bytes_total": total_bytes,
         "generation_seconds": round(time.perf_counter() - t0, 2),
+        "checksums": checksums(root, list(files) + list(all_videos)),
     }
-    write_json(root / MANIFEST, manifest)
+    write_json(root / MANIFEST, manifest)  # last: its presence (without "status") means "complete"
     return manifest
 
 
 def load_scenes(data_root: str | Path) -> dict[str, tuple[str, Scene]]:
     """The ground-truth scenes of a built world: {video path under the data root: (part, Scene)}."""
-    from ..errors import DataError
-
     path = Path(data_root) / SCENES
     if not path.is_file():
         raise DataError(path, "file not found (not a toy world, or an incomplete build)")

@@ -25,6 +25,7 @@ from typing import Any
 from .. import prompts
 from ..config import ModelConfig, TrainConfig, result_neutral_fields
 from ..data import load_videocon, to_triplets
+from ..data.integrity import check_videos
 from ..data.layout import DataRoot
 from ..errors import DataError
 from ..io import read_json
@@ -43,10 +44,11 @@ MISSING_VIDEO_POLICIES = ("error", "skip")
 
 
 def training_triplets(root: DataRoot, split: str = "train", *, duplicates: str = "error",
-                      missing_videos: str = "error") -> tuple[list, dict]:
+                      missing_videos: str = "error", num_frames: int = 8) -> tuple[list, dict]:
     """HACA triplets of the VideoCon `split` rows under `root`, and the counts of rows left out on request.
 
-    Videos are checked before training, so a missing file names its CSV row instead of stopping a run halfway.
+    Videos are checked before training (present, and decodable or matching the toy world's manifest), so a missing or
+    corrupt file names its CSV row instead of stopping a run halfway.
 
     Args:
         root: the data root.
@@ -54,6 +56,7 @@ def training_triplets(root: DataRoot, split: str = "train", *, duplicates: str =
         duplicates: `load_videocon`'s policy for rows repeated exactly: 'error', 'drop' or 'keep'.
         missing_videos: 'error' (default: the first missing video's row, with the total) or 'skip' (leave those
             rows out; the count is returned). Real VideoCon downloads often lack some YouTube-sourced clips.
+        num_frames: frames the model samples per video (checked to be there, with the decode check).
     Returns (triplets, {"duplicate_rows_dropped": n, "rows_skipped_missing_video": m}) for the run record.
     """
     if missing_videos not in MISSING_VIDEO_POLICIES:
@@ -77,6 +80,9 @@ def training_triplets(root: DataRoot, split: str = "train", *, duplicates: str =
         rows = [r for r in rows if r.row not in gone]
         if not rows:
             raise DataError(root.videocon_csv, f"every {split!r} row lacks its video")
+    # present is not enough: a truncated or corrupt video must fail now, not at the step that first reads it
+    check_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows], num_frames=num_frames,
+                 what="training videos")
     return to_triplets(rows), {"duplicate_rows_dropped": dropped, "rows_skipped_missing_video": len(missing)}
 
 
@@ -149,7 +155,8 @@ def finetune(
     if is_finished(out, key):
         return out
     # the data first: a bad row or a missing video fails in seconds, not after loading a 7B model
-    triplets, left_out = training_triplets(root, duplicates=duplicates, missing_videos=missing_videos)
+    triplets, left_out = training_triplets(root, duplicates=duplicates, missing_videos=missing_videos,
+                                           num_frames=model_cfg.num_frames)
 
     model, processor = load_model(base_model, revision=model_cfg.revision or None, dtype=model_cfg.dtype)
     family = family_of(model)

@@ -43,8 +43,9 @@ PRETRAIN_FILE = "pretrain/pretrain.jsonl"
 VIDEO_DIR = "pretrain/videos"
 MARKER = "pretrain.json"
 REQUIRED_KEYS = ("video", "task", "prompt", "answer")
-# Manifest entries that change when the same world is rebuilt (timings), left out of the cache key.
-VOLATILE_MANIFEST_KEYS = {"generation_seconds", "seconds", "created", "timings"}
+# Manifest entries left out of the cache key: timings (they change when the same world is rebuilt) and the
+# per-file checksums (mp4 bytes depend on the encoder build; the content enters through pretrain.jsonl).
+VOLATILE_MANIFEST_KEYS = {"generation_seconds", "seconds", "created", "timings", "checksums"}
 
 
 def load_pretrain_records(path: str | Path) -> list[dict]:
