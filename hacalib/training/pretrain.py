@@ -13,7 +13,7 @@ pretraining data; a later call with the same ones returns `out_dir` without trai
 the same weights on the same machine and software. How well a base model came out is
 `hacalib.scoring.evaluate.evaluate_toy_model` (it runs the scorers, a later stage).
 
-May import: `hacalib.config`, `hacalib.prompts`, `hacalib.models`, `hacalib.io`, `hacalib.errors`,
+May import: `hacalib.config`, `hacalib.prompts`, `hacalib.data`, `hacalib.models`, `hacalib.io`, `hacalib.errors`,
 `hacalib.toyworld`, the other `hacalib.training` modules.
 """
 
@@ -30,6 +30,7 @@ import torch
 
 from .. import prompts
 from ..config import PretrainConfig, TrainConfig
+from ..data.integrity import check_videos
 from ..errors import DataError
 from ..io import read_json
 from ..models import build_toy_model, family_of, num_video_tokens, processed_video_fn
@@ -132,6 +133,9 @@ def pretrain_toy_model(
         return out
 
     records = load_pretrain_records(world / PRETRAIN_FILE)
+    # every video checked (against the world's manifest) before the model is built, not at the step that reads it
+    check_videos([(world / VIDEO_DIR / r["video"], world / PRETRAIN_FILE, row, "video") for row, r in enumerate(records)],
+                 num_frames=cfg.num_frames, what="pretraining videos")
     model, processor = build_toy_model(
         toy_vocabulary(world), cfg.seed, image_size=cfg.image_size, patch_size=cfg.patch_size,
         vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers, text_hidden=cfg.text_hidden,
