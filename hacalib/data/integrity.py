@@ -10,29 +10,21 @@ A missing, empty, truncated or undecodable file raises one `DataError` that name
 of the first bad video and how many are bad in all, before the first model call. A check is remembered per process
 by (path, size, mtime), so the many runs of one reproduction check each video once.
 
-May import: numpy, tqdm, `hacalib.errors`, `.video`.
+May import: numpy, tqdm, `hacalib.errors`, `hacalib.io`, `.video`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import DataError
+from ..io import sha256_file
 from .video import count_frames, read_frames, sample_frame_indices
 
 MANIFEST = "toyworld.json"
 _CHECKED: dict[tuple[str, int, int, int], str | None] = {}  # (path, size, mtime_ns, frames) -> problem or None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _MANIFESTS: dict[tuple[str, int], dict | None] = {}  # (manifest path, mtime_ns) -> its checksums
@@ -71,7 +63,7 @@ def video_problem(path: str | Path, num_frames: int = 8) -> str | None:
     rel = str(path.resolve().relative_to(world[0].resolve())) if world else None
     if world and rel in world[1]:
         size, digest = world[1][rel]
-        if st.st_size != size or _sha256(path) != digest:
+        if st.st_size != size or sha256_file(path) != digest:
             problem = f"differs from the toy world's manifest ({st.st_size} bytes, recorded {size}); rebuild the world"
     else:
         try:

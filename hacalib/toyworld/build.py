@@ -19,7 +19,6 @@ May import: numpy, its own package's modules, `hacalib.config`, `hacalib.data`, 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import time
@@ -31,7 +30,7 @@ import numpy as np
 from ..config import ToyWorldConfig
 from ..data.video import sample_frame_indices, write_mp4
 from ..errors import DataError, UsageError
-from ..io import read_json, write_json, write_text
+from ..io import read_json, sha256_file, write_json, write_text
 from .benchmarks import SceneSource, make_msrvtt_qa, make_pretrain, make_ssv2, make_velociti, make_videocon
 from .grammar import vocabulary
 from .render import render
@@ -71,14 +70,6 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checksums(root: Path, rels) -> dict[str, list]:
