@@ -3,8 +3,8 @@
 A write goes to a hidden temporary `.NAME.XXXX.tmp` beside its target and is renamed onto it when complete. The
 finished file gets the permissions of a plainly created one (0666 / 0777 less the user's umask, e.g. 0644), not the
 0600 of a temporary file, so colleagues can read a shared data folder. A temporary's name holds the writing
-process's id; the next write of the same target removes the temporaries of processes that no longer run (a kill
-leaves them behind), never those of a live writer.
+process's id; the first write of a process into a folder removes the temporaries that processes which no longer
+run left there (a kill leaves them behind), never those of a live writer.
 
 May import: `hacalib.errors`.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -46,19 +47,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Remove what killed atomic writes of `path` left beside it (`.NAME.<pid>-*` of a process that no longer runs:
-    temporaries, moved-aside old folders); return what was removed."""
-    import glob
+# A leftover of `atomic_path` / `atomic_dir` (mkstemp's 8 random characters; reproduce renames .tmp to .ipynb).
+_LEFTOVER = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]{8}\.(?:tmp|old|ipynb)$")
+_CLEANED: set[str] = set()  # folders this process has already cleaned
 
-    path = Path(path)
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove what killed atomic writes left in `folder` (`.NAME.<pid>-XXXXXXXX.tmp` / `.old` of a process that no
+    longer runs; a live writer's are kept); return what was removed."""
+    folder = Path(folder)
     gone = []
-    if not path.parent.is_dir():
+    if not folder.is_dir():
         return gone
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*"):
-        middle = leftover.name[len(path.name) + 2 :]
-        pid, _, rest = middle.partition("-")
-        if not pid.isdigit() or not rest or _alive(int(pid)):
+    for leftover in folder.iterdir():
+        m = _LEFTOVER.match(leftover.name)
+        if m is None or _alive(int(m["pid"])):
             continue
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -68,12 +71,21 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return gone
 
 
+def _clean_once(folder: Path) -> None:
+    """`remove_stale_temporaries` the first time this process writes into `folder` (a listing per write would make
+    writing n files into one folder cost n^2)."""
+    key = str(folder.resolve())
+    if key not in _CLEANED:
+        remove_stale_temporaries(folder)
+        _CLEANED.add(key)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the same folder; rename it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    _clean_once(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -128,7 +140,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
+    _clean_once(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp

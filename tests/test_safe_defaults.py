@@ -251,8 +251,8 @@ def test_a_failing_notebook_is_one_line_naming_its_executed_copy(project):
 
 def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f".table.csv.{int(dead.stdout)}-abc123.tmp"
-    live = tmp_path / f".table.csv.{os.getpid()}-def456.tmp"  # a writer that still runs (this one)
+    stale = tmp_path / f".table.csv.{int(dead.stdout)}-abc12345.tmp"
+    live = tmp_path / f".table.csv.{os.getpid()}-def45678.tmp"  # a writer that still runs (this one)
     stale.write_text("half")
     live.write_text("busy")
     write_text(tmp_path / "table.csv", "a,b\n")
