@@ -82,7 +82,7 @@ def check_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]], *, n
     Args:
         videos: one entry per item that reads a video (repeated videos are checked once).
         num_frames: frames the model samples per video (a shorter video is an error, as when it is read).
-        progress: a tqdm bar when there are many videos to check.
+        progress: a tqdm bar when there are many videos to check and stderr is a terminal.
         what: named in the bar.
     """
     from tqdm.auto import tqdm
@@ -90,7 +90,9 @@ def check_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]], *, n
     seen: dict[str, str | None] = {}
     bad = []
     unique = list(dict.fromkeys(str(v[0]) for v in videos))
-    bar = tqdm(unique, desc=f"checking {what}", disable=not progress or len(unique) < 200, leave=False)
+    # disable=None: no bar where stderr is not a terminal (notebook outputs stay clean)
+    bar = tqdm(unique, desc=f"checking {what}", disable=True if not progress or len(unique) < 200 else None,
+               leave=False)
     for video in bar:
         seen[video] = video_problem(video, num_frames)
     for video, source, row, key in videos:
