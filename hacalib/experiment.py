@@ -31,7 +31,6 @@ from .data.layout import DataRoot
 from .io import atomic_path, write_json
 from .presets import Preset
 from .presets import preset as get_preset
-from .scoring import evaluate
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
 BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", "videocon_loglik")
@@ -184,6 +183,8 @@ class Experiment:
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
     def _evaluate(self, benchmark: str, model, processor, progress: Path) -> pd.DataFrame:
+        from .scoring import evaluate  # here, so that resolving a data root (notebook 01) loads no model code
+
         cfg, root = self.config, self.root
         kw = {"batch_size": cfg.score_batch}
         progress.mkdir(parents=True, exist_ok=True)
