@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from hacalib import evaluate
 from hacalib.cli import main as haca
 from hacalib.config import ModelConfig, TrainConfig
 from hacalib.data.layout import DataRoot
 from hacalib.data.video import write_mp4
 from hacalib.errors import DataError
 from hacalib.models import build_toy_model, save_model
+from hacalib.scoring import evaluate
 from hacalib.scoring.pyes import p_yes
 from hacalib.scoring.requests import ScoreRequest
 from hacalib.toyworld import build_world, word_class

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from hacalib import video
+from hacalib.data import video
 from hacalib.errors import DataError
 
 REAL_CLIP = "videocon/example/y5xuvHpDPZQ_000005_000015.mp4"

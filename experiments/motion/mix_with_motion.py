@@ -33,9 +33,9 @@ from hacalib.training.pretrain import PRETRAIN_FILE, load_pretrain_records, pret
 
 def evaluate_world(model, processor, world: Path) -> dict:
     """Toy MSRVTT-QA exact match by question word pair, toy VideoCon pairwise accuracy by type (and overall)."""
-    from hacalib import evaluate
     from hacalib.data.layout import DataRoot
     from hacalib.report.tables import pairwise_per_item
+    from hacalib.scoring import evaluate
 
     root = DataRoot(world)
     qa = evaluate.qa_answers(model, processor, root)
