@@ -26,7 +26,7 @@ from typing import Any, Iterable, Sequence
 from .. import prompts
 from ..config import DEFAULT_MASK_RATIO, OBJECTIVES
 from ..errors import DataError
-from ..models.text import IGNORE_INDEX, answer_token_ids, encode_answer, split_prompt_target  # noqa: F401
+from ..models.text import answer_token_ids, encode_answer  # noqa: F401  (answer_token_ids: re-exported for callers)
 from ..prompts import ChatTemplate
 from .masking import Tagger, mask_captions
 
