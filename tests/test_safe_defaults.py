@@ -90,18 +90,37 @@ def test_interrupted_rebuild_with_another_seed_is_not_trusted(tmp_path, clean, m
     assert _digests(root) == clean[5]
 
 
+# A toyworld command whose every video write takes a few milliseconds longer: a smoke build takes ~1 s on a
+# 2-core machine and less on a faster one, so a kill timed in seconds could land after the build has finished.
+# Pacing the real process keeps the kill inside the build on any machine; what is killed is still `haca toyworld`.
+_PACED_TOYWORLD = """
+import sys, time
+import hacalib.toyworld.build as build
+real = build.write_mp4
+def paced(*args, **kwargs):
+    time.sleep(0.02)
+    return real(*args, **kwargs)
+build.write_mp4 = paced
+from hacalib.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after, then_seed", [(0.0, 5), (0.7, 5), (1.5, 6)])
-def test_a_killed_toyworld_command_then_either_seed_gives_a_clean_world(tmp_path, clean, kill_after, then_seed):
+@pytest.mark.parametrize("kill_after_videos, then_seed", [(1, 5), (40, 5), (100, 6)])
+def test_a_killed_toyworld_command_then_either_seed_gives_a_clean_world(tmp_path, clean, kill_after_videos, then_seed):
     root = tmp_path / "w"
     assert _run("toyworld", "--out", str(root), "--size", "smoke", "--seed", "5").returncode == 0
     started = time.time_ns()
-    proc = subprocess.Popen([*HACA, "toyworld", "--out", str(root), "--size", "smoke", "--seed", "6"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(v.stat().st_mtime_ns > started for v in root.rglob("*.mp4")):
-        time.sleep(0.02)  # kill only once the seed-6 build has started to replace videos
-    time.sleep(kill_after)
+    proc = subprocess.Popen([sys.executable, "-c", _PACED_TOYWORLD, "toyworld", "--out", str(root), "--size", "smoke",
+                             "--seed", "6"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+
+    def replaced() -> int:  # videos the seed-6 build has written so far
+        return sum(v.stat().st_mtime_ns > started for v in root.rglob("*.mp4") if v.exists())
+
+    while time.time() < deadline and proc.poll() is None and replaced() < kill_after_videos:
+        time.sleep(0.005)
     assert proc.poll() is None, "the build finished before the kill: nothing was tested"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
