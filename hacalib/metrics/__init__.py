@@ -7,7 +7,7 @@
 May import: its own package's modules.
 """
 
-from .ci import bootstrap_ci, summarize_seeds, t_interval
+from .ci import Interval, bootstrap_ci, nested_interval, summarize_seeds, t_interval
 from .collapse import is_collapsed, pyes_spread
 from .qa import contains_answer, exact_match, normalize_answer
 from .registry import METRICS, Metric, score_table
@@ -23,6 +23,7 @@ from .retrieval import (
 from .velociti import classic_vle, strict_vle
 
 __all__ = [
+    "Interval",
     "METRICS",
     "Metric",
     "ap_ties_broken",
@@ -33,6 +34,7 @@ __all__ = [
     "exact_match",
     "hit_at_k",
     "is_collapsed",
+    "nested_interval",
     "normalize_answer",
     "pyes_spread",
     "score_table",

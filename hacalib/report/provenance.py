@@ -54,15 +54,41 @@ def git_commit(repo: str | Path | None = None) -> str:
         return "unknown (not a git checkout)"
 
 
-def device_description() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what `platform` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """What a training result depends on beyond the code: CPU model, the CPU code path torch takes (its
+    capability: AVX2, AVX512, ...; toy training is bitwise repeatable only within one), threads, GPUs."""
+    out = {"cpu_model": cpu_model(), "arch": platform.machine()}
     try:
         import torch
     except ImportError:
-        return platform.processor() or platform.machine()
-    if torch.cuda.is_available():
-        names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
-        return f"{torch.cuda.device_count()} x CUDA ({', '.join(names)})"
-    return f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+        return out
+    out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    out["torch_threads"] = torch.get_num_threads()
+    out["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
+        if torch.cuda.is_available() else []
+    return out
+
+
+def device_description(info: dict | None = None) -> str:
+    """One line for footers: the GPUs if any, else the CPU model, torch's CPU capability and thread count."""
+    m = info or machine()
+    if m.get("gpus"):
+        names = sorted(set(m["gpus"]))
+        return f"{len(m['gpus'])} x CUDA ({', '.join(names)}); CPU {m['cpu_model']}"
+    if "cpu_capability" not in m:
+        return m["cpu_model"]
+    return f"CPU {m['cpu_model']} ({m['arch']}, {m['cpu_capability']}, {m['torch_threads']} torch threads)"
 
 
 def redact(obj: Any) -> Any:
@@ -94,7 +120,8 @@ def provenance(config: Any = None, *, prompt_version: str | None = None, **extra
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
         "prompt_version": prompt_version,
-        "device": device_description(),
+        "device": device_description(info := machine()),
+        "machine": info,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": package_versions(),

@@ -1,10 +1,11 @@
 """From per-item results of several (row, seed) runs to the paper's tables: values with 95% CIs.
 
-A *row* is a model (pretrained, entail, haca, haca_mask); a *run* is one (row, seed). Per-item frames carry one
-0/1 or real value per item and metric (e.g. ClassicVLE correctness per VELOCITI pair, AP per retrieval query).
-`summarize_runs` turns them into one line per (row, group, metric):
-- several seeds: the mean of the per-seed means, with a Student-t 95% interval over seeds;
-- one seed (the pretrained model has no fine-tuning seed): a seeded percentile bootstrap over items.
+A *row* is a model (pretrained, entail, haca, haca_mask); a *run* is one (row, base, seed): a fine-tuning seed on
+one base model (pretraining seed); the pretrained row has one run per base model. Per-item frames carry one 0/1 or
+real value per item and metric (e.g. ClassicVLE correctness per VELOCITI pair, AP per retrieval query).
+`summarize_runs` turns them into one line per (row, group, metric): the mean over base models, seeds and items with
+a 95% interval that covers all three (`hacalib.metrics.nested_interval`); `claim_check` does the same for the
+paired difference of two rows and counts the base models that agree with a claim.
 Runs whose P(yes) is constant are collapsed (`hacalib.metrics.is_collapsed`): they are left out of every number
 and counted in the `collapsed_runs` column; a row whose runs all collapsed shows no value, never a number.
 
@@ -19,24 +20,26 @@ import numpy as np
 import pandas as pd
 
 from ..config import OBJECTIVES
-from ..metrics import bootstrap_ci, classic_vle, is_collapsed, pyes_spread, strict_vle, t_interval
+from ..metrics import classic_vle, is_collapsed, nested_interval, pyes_spread, strict_vle
 from ..metrics.retrieval import average_precision, hit_at_k, videocon_ap
 
 ROWS = ("pretrained", *OBJECTIVES)  # the base model, then one row per fine-tuning objective
 ROW_LABELS = {"pretrained": "Pretrained", "entail": "Entail-only FT", "haca": "HACA", "haca_mask": "HACA + mask"}
 
 
-def collapse_report(runs: dict[tuple[str, int], np.ndarray]) -> pd.DataFrame:
-    """One line per run: the spread of its P(yes) values and whether it collapsed."""
+def collapse_report(runs: dict[tuple, np.ndarray]) -> pd.DataFrame:
+    """One line per run (row, base, seed): the spread of its P(yes) values and whether it collapsed."""
     rows = []
-    for (row, seed), scores in runs.items():
-        rows.append({"row": row, "seed": seed, **pyes_spread(scores), "collapsed": bool(is_collapsed(scores))})
+    for key, scores in runs.items():
+        row, base, seed = run_key(key)
+        rows.append({"row": row, "base": base, "seed": seed, **pyes_spread(scores),
+                     "collapsed": bool(is_collapsed(scores))})
     return pd.DataFrame(rows)
 
 
-def collapsed_runs(report: pd.DataFrame) -> set[tuple[str, int]]:
-    """The (row, seed) runs a `collapse_report` flags: the `collapsed` argument of `summarize_runs`."""
-    return set(report.loc[report["collapsed"], ["row", "seed"]].itertuples(index=False, name=None))
+def collapsed_runs(report: pd.DataFrame) -> set[tuple[str, int, int]]:
+    """The (row, base, seed) runs a `collapse_report` flags: the `collapsed` argument of `summarize_runs`."""
+    return set(report.loc[report["collapsed"], ["row", "base", "seed"]].itertuples(index=False, name=None))
 
 
 def velociti_per_item(items: pd.DataFrame) -> pd.DataFrame:
@@ -62,53 +65,70 @@ def retrieval_per_query(scores: np.ndarray, match: np.ndarray, name: str) -> pd.
 
 
 
-def summarize_runs(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metrics: Sequence[str], *,
-                   collapsed: set[tuple[str, int]] = frozenset(), n_resamples: int = 2000,
-                   seed: int = 0, bounds: tuple[float, float] | None = (0.0, 1.0)) -> pd.DataFrame:
-    """Tidy summary: row, <group>, metric, value, ci_low, ci_high, ci, seeds, items, collapsed_runs.
+def run_key(key: tuple) -> tuple[str, int, int]:
+    """(row, base seed, fine-tuning seed) of a run key; a (row, seed) key is a run of base model 0."""
+    if len(key) == 3:
+        return key[0], int(key[1]), int(key[2])
+    if len(key) == 2:
+        return key[0], 0, int(key[1])
+    raise ValueError(f"a run key is (row, base, seed) or (row, seed), got {key!r}")
+
+
+def _runs_of(per_item: dict[tuple, pd.DataFrame], row: str, collapsed) -> dict[tuple[int, int], pd.DataFrame]:
+    """(base, seed) -> frame of the usable runs of `row` (collapsed runs left out)."""
+    dropped = {run_key(k) for k in collapsed}
+    out = {}
+    for k, df in per_item.items():
+        r, b, s = run_key(k)
+        if r == row and (r, b, s) not in dropped:
+            out[(b, s)] = df
+    return dict(sorted(out.items()))
+
+
+def _select(df: pd.DataFrame, group: str, value) -> pd.DataFrame:
+    return df if group == "all" else df[df[group] == value]
+
+
+def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Sequence[str], *,
+                   collapsed: set[tuple] = frozenset(), bounds: tuple[float, float] | None = (0.0, 1.0),
+                   **_unused) -> pd.DataFrame:
+    """Tidy summary: row, <group>, metric, value, ci_low, ci_high, ci, bases, seeds, items, collapsed_runs.
+
+    Every interval is `hacalib.metrics.nested_interval`: over base models, fine-tuning seeds and items.
 
     Args:
-        per_item: (row, seed) -> per-item frame with column `group` and the metric columns.
+        per_item: (row, base, seed) -> per-item frame with column `group` and the metric columns
+            ((row, seed) keys are runs of base model 0).
         group: the grouping column (e.g. "test", "misalignment", "benchmark", "type"); "all" pools every item.
         metrics: metric columns to summarise (means of per-item values).
         collapsed: runs to leave out (see `collapse_report`).
-        n_resamples, seed: the bootstrap for single-seed rows.
-        bounds: the metric's range; a t-interval over few seeds can reach past it and is clipped to it
+        bounds: the metric's range; a t-interval over few runs can reach past it and is clipped to it
             (None: no clipping, for unbounded metrics).
     """
     lines = []
-    rows = [r for r in ROWS if any(k[0] == r for k in per_item)] + \
-        sorted({k[0] for k in per_item} - set(ROWS))
+    names = list(dict.fromkeys(run_key(k)[0] for k in per_item))
+    rows = [r for r in ROWS if r in names] + [r for r in names if r not in ROWS]
     for row in rows:
-        runs = {s: df for (r, s), df in sorted(per_item.items()) if r == row}
-        usable = {s: df for s, df in runs.items() if (row, s) not in collapsed}
-        frames = [df.assign(_seed=s) for s, df in usable.items()]
-        pooled = pd.concat(frames) if frames else None
-        groups = list(dict.fromkeys(next(iter(runs.values()))[group])) if group != "all" else ["all"]
+        every = [k for k in per_item if run_key(k)[0] == row]
+        usable = _runs_of(per_item, row, collapsed)
+        groups = list(dict.fromkeys(per_item[every[0]][group])) if group != "all" else ["all"]
         for g in groups:
             for m in metrics:
                 line = {"row": row, group: g, "metric": m, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                        "ci": "", "seeds": len(usable), "items": 0, "collapsed_runs": len(runs) - len(usable)}
-                if pooled is not None:
-                    sel = pooled if group == "all" else pooled[pooled[group] == g]
-                    per_seed = sel.groupby("_seed")[m].mean().to_numpy()
-                    line["items"] = int(len(sel) / max(len(usable), 1))
-                    if len(usable) >= 2:
-                        line["value"], line["ci_low"], line["ci_high"] = t_interval(per_seed)
-                        line["ci"] = "t over seeds"
-                        if bounds is not None:
-                            line["ci_low"] = max(line["ci_low"], bounds[0])
-                            line["ci_high"] = min(line["ci_high"], bounds[1])
-                    else:
-                        x = sel[m].to_numpy(dtype=float)
-                        line["value"] = float(x.mean()) if x.size else np.nan
-                        line["ci_low"], line["ci_high"] = bootstrap_ci(x, n_resamples=n_resamples, seed=seed)
-                        line["ci"] = "bootstrap over items"
+                        "ci": "", "bases": len({b for b, _ in usable}), "seeds": len(usable), "items": 0,
+                        "collapsed_runs": len(every) - len(usable)}
+                if usable:
+                    values = {k: _select(df, group, g)[m].to_numpy(dtype=float) for k, df in usable.items()}
+                    ci = nested_interval(values)
+                    line.update(value=ci.value, ci_low=ci.low, ci_high=ci.high, ci=ci.method,
+                                items=int(next(iter(values.values())).size))
+                    if bounds is not None and np.isfinite(ci.low):
+                        line["ci_low"], line["ci_high"] = max(ci.low, bounds[0]), min(ci.high, bounds[1])
                 lines.append(line)
     return pd.DataFrame(lines)
 
 
-def summarize_with_overall(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metrics: Sequence[str],
+def summarize_with_overall(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Sequence[str],
                            **kwargs) -> pd.DataFrame:
     """`summarize_runs` per value of `group`, then over every item as the group value "all": one grouping column,
     so the table has no empty cells and `pivot` shows "all" as its last column. `kwargs` go to `summarize_runs`."""
@@ -138,47 +158,59 @@ def pivot(summary: pd.DataFrame, columns: str, metric: str, *, scale: float = 10
     return out.reset_index(names="model").rename_axis(columns=None)
 
 
-def per_seed_values(per_item: dict[tuple[str, int], pd.DataFrame], row: str, group: str, group_value: str,
-                    metric: str, collapsed: set[tuple[str, int]] = frozenset()) -> dict[int, float]:
-    """seed -> the metric's mean over one group's items, for the usable (not collapsed) runs of `row`."""
+def run_differences(per_item: dict[tuple, pd.DataFrame], a: str, b: str, group: str, group_value,
+                    metric: str, collapsed: set[tuple] = frozenset()) -> dict[tuple[int, int], np.ndarray]:
+    """(base, seed) -> per-item differences A - B of one group's items.
+
+    Runs are paired within a base model: the same fine-tuning seed shares the data order across objectives; a row
+    with one run per base model (the pretrained model) is subtracted from every run of that base model. Only base
+    models (and seeds) that both rows have usable runs for enter.
+    """
+    ra, rb = _runs_of(per_item, a, collapsed), _runs_of(per_item, b, collapsed)
+
+    def values(df):
+        return _select(df, group, group_value)[metric].to_numpy(dtype=float)
+
     out = {}
-    for (r, s), df in per_item.items():
-        if r != row or (r, s) in collapsed:
-            continue
-        sel = df if group == "all" else df[df[group] == group_value]
-        out[s] = float(sel[metric].mean())
+    for base in sorted({k[0] for k in ra} & {k[0] for k in rb}):
+        sa = {s: df for (bb, s), df in ra.items() if bb == base}
+        sb = {s: df for (bb, s), df in rb.items() if bb == base}
+        if len(sb) == 1 and len(sa) >= 1:  # B once per base model (pretrained): subtracted from every run of A
+            (other,) = sb.values()
+            out.update({(base, s): values(df) - values(other) for s, df in sa.items()})
+        elif len(sa) == 1:  # A once per base model
+            (one,) = sa.values()
+            out.update({(base, s): values(one) - values(df) for s, df in sb.items()})
+        else:  # both rows fine-tuned: paired by seed
+            out.update({(base, s): values(sa[s]) - values(sb[s]) for s in sorted(set(sa) & set(sb))})
     return out
 
 
-def claim_check(per_item: dict[tuple[str, int], pd.DataFrame], group: str, metric: str,
+def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
                 claims: Sequence[tuple[str, str, str, str]], *,
-                collapsed: set[tuple[str, int]] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
-    """Test claims "row A beats row B on group G": the difference A - B with a 95% t-interval over seeds.
+                collapsed: set[tuple] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
+    """Test claims "row A beats row B on group G": the difference A - B with its 95% interval.
 
-    Seeds are paired (the same seed shares the data order across objectives); a single-run row (the pretrained
-    model) enters as a constant. Verdict: 'supported' when the whole interval is above 0, 'contradicted' when it
-    is below 0, 'inconclusive' otherwise (or 'n/a' when a row has no usable run).
+    The interval is `hacalib.metrics.nested_interval` of the paired per-item differences (`run_differences`), so it
+    covers base models, fine-tuning seeds and items. Verdict: 'supported' when the whole interval is above 0,
+    'contradicted' when it is below 0, 'inconclusive' otherwise ('n/a' when a row has no usable run).
+    `bases_agreeing` says in how many base models the mean difference has the claimed (positive) sign.
     """
     lines = []
     for label, a, b, g in claims:
-        va = per_seed_values(per_item, a, group, g, metric, collapsed)
-        vb = per_seed_values(per_item, b, group, g, metric, collapsed)
-        if not va or not vb:
-            lines.append({"claim": label, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "seeds": 0,
-                          "verdict": "n/a (collapsed or missing)"})
-            continue
-        if len(va) > 1 and len(vb) > 1:
-            common = sorted(set(va) & set(vb))
-            diffs = np.array([va[s] - vb[s] for s in common])
-        elif len(va) > 1:
-            diffs = np.array(list(va.values())) - next(iter(vb.values()))
-        elif len(vb) > 1:
-            diffs = next(iter(va.values())) - np.array(list(vb.values()))
-        else:
-            diffs = np.array([next(iter(va.values())) - next(iter(vb.values()))])
-        mean, low, high = t_interval(diffs) if diffs.size > 1 else (float(diffs[0]), np.nan, np.nan)
-        verdict = ("supported" if low > 0 else "contradicted" if high < 0 else "inconclusive") \
-            if np.isfinite(low) else "inconclusive (one seed)"
-        lines.append({"claim": label, "difference": mean * scale, "ci_low": low * scale, "ci_high": high * scale,
-                      "seeds": int(diffs.size), "verdict": verdict})
+        diffs = run_differences(per_item, a, b, group, g, metric, collapsed)
+        line = {"claim": label, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "bases": 0, "runs": 0,
+                "bases_agreeing": "", "ci": "", "verdict": "n/a (collapsed or missing)"}
+        if diffs:
+            ci = nested_interval(diffs)
+            per_base = {}
+            for (base, _), d in diffs.items():
+                per_base.setdefault(base, []).append(d.mean())
+            positive = sum(np.mean(v) > 0 for v in per_base.values())
+            verdict = ("supported" if ci.low > 0 else "contradicted" if ci.high < 0 else "inconclusive") \
+                if np.isfinite(ci.low) else "inconclusive (no interval)"
+            line.update(difference=ci.value * scale, ci_low=ci.low * scale, ci_high=ci.high * scale,
+                        bases=len(per_base), runs=len(diffs), bases_agreeing=f"{positive} of {len(per_base)}",
+                        ci=ci.method, verdict=verdict)
+        lines.append(line)
     return pd.DataFrame(lines)
