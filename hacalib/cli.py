@@ -4,7 +4,8 @@ Every argument is checked before any work. A user's mistake (bad input data, an 
 folder that cannot be written, a full disk) ends in one line on stderr naming what to change, exit status 2;
 `--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
 
-May import: `hacalib.errors`, `hacalib.report`, `hacalib.reproduce`, `hacalib.toyworld`.
+May import: `hacalib.errors`, `hacalib.io`, `hacalib.report`, `hacalib.reproduce`, `hacalib.experiment`,
+`hacalib.training.bases`, `hacalib.toyworld`.
 """
 
 from __future__ import annotations
@@ -37,9 +38,33 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import ReproduceConfig, reproduce
 
     cfg = ReproduceConfig(project_root=Path(args.project_root).resolve(), preset=args.preset,
-                          data_root=args.data_root, seeds=args.seeds, smoke=args.smoke,
-                          only=args.only or ())
+                          data_root=args.data_root, seeds=args.seeds, base_seeds=args.base_seeds,
+                          retrain_base=args.retrain_base, smoke=args.smoke, only=args.only or ())
     reproduce(cfg)
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Pretrain the toy base models from the world (what `haca reproduce --retrain-base` uses); --ship commits them."""
+    from .errors import UsageError
+    from .experiment import Experiment
+    from .io import read_json
+    from .report.provenance import provenance
+    from .training.bases import ship_base
+
+    if args.ship and args.smoke:
+        raise UsageError("--ship writes the shipped (full-size) base models: drop --smoke or --ship")
+    exp = Experiment(preset="toy", cache_dir=args.cache_dir, smoke=args.smoke, base_seeds=tuple(args.base_seeds),
+                     retrain_base=True, progress=not args.quiet)
+    for seed in exp.base_seeds:
+        path = Path(exp.base_model(seed))
+        if args.ship:
+            info = read_json(path / "pretrain.json")
+            where = ship_base(path, seed, provenance({"pretrain": info["config"], "world_seed": exp.world_seed,
+                                                      "smoke": exp.smoke}, notebook="haca pretrain"))
+            print(f"base model {seed}: {path} -> shipped as {where}")
+        else:
+            print(f"base model {seed}: {path}")
     return 0
 
 
@@ -75,10 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--only", action="append", help="run only this notebook (name or prefix, e.g. 03); repeatable")
     r.add_argument("--preset", default="toy", choices=["toy", "videollava-7b"], help="model + data preset")
     r.add_argument("--data-root", default="", help="folder with the real benchmark files (paper preset)")
-    r.add_argument("--seeds", default=[0, 1, 2], type=_seeds,
-                   help="comma-separated fine-tuning seeds (default 0,1,2); the first is the run notebooks show in detail")
+    r.add_argument("--seeds", default=None, type=_seeds,
+                   help="comma-separated fine-tuning seeds on every base model (default: the preset's, toy 0,1); the "
+                        "first is the run notebooks show in detail")
+    r.add_argument("--base-seeds", default=None, type=_seeds,
+                   help="comma-separated toy base models, i.e. pretraining seeds (default: the preset's, toy 0,1,2)")
+    r.add_argument("--retrain-base", action="store_true",
+                   help="toy: pretrain the base models from the world instead of using the shipped ones")
     r.add_argument("--project-root", default=".", help="the project checkout (default: current folder)")
     r.set_defaults(func=cmd_reproduce)
+
+    b = sub.add_parser("pretrain", parents=[common], help="rebuild the toy base models from the toy world")
+    b.add_argument("--base-seeds", default=[0, 1, 2], type=_seeds, help="pretraining seeds (default 0,1,2)")
+    b.add_argument("--cache-dir", default="cache", help="where the world and the retrained models go (default cache/)")
+    b.add_argument("--smoke", action="store_true", help="the smoke world and recipe (seconds; for tests)")
+    b.add_argument("--ship", action="store_true",
+                   help="also write them into hacalib/bases/ as the shipped base models (commit them with git)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=cmd_pretrain)
 
     t = sub.add_parser("toyworld", parents=[common], help="write the toy world in the real benchmark formats")
     t.add_argument("--out", required=True, help="output folder (a data_root)")

@@ -1,11 +1,14 @@
 """One experiment: a preset on a data root, its training runs and its per-item evaluations, all cached.
 
-    exp = Experiment(preset="toy", cache_dir="cache", seeds=(0, 1, 2))
-    items = exp.per_item("velociti", "haca", seed=0)      # trains haca/seed 0 if needed, scores, caches the CSV
+    exp = Experiment(preset="toy", cache_dir="cache")             # the preset's base and fine-tuning seeds
+    items = exp.per_item("velociti", "haca", seed=0, base=1)      # trains haca/seed 0 on base model 1 if needed
 
 Every notebook builds the same `Experiment` from its parameters, so `haca reproduce` trains each run once and
-scores each (run, benchmark) once, whichever notebook asks first. Rows: `pretrained` (the base model, no
-fine-tuning seed) and one per objective (entail, haca, haca_mask), each with every seed.
+scores each (run, benchmark) once, whichever notebook asks first. A run is (row, base, seed): rows `pretrained`
+(the base model itself, one run per base model) and one per objective (entail, haca, haca_mask), each fine-tuned
+with every seed on every base model. Toy base models are the pretraining seeds `base_seeds`; the shipped ones
+(`hacalib.training.bases`) are used when they fit the world and recipe, else (or with `retrain_base`) they are
+pretrained here.
 
 The data root is the user's real data for the paper preset, the toy world (built once under the cache) otherwise
 (`data_root_for`). A preset is configuration, not a fork.
@@ -66,12 +69,26 @@ def data_root_for(preset: str, data_root: str | Path, cache_dir: str | Path, *, 
 class Experiment:
     preset: str = "toy"  # 'toy' or 'videollava-7b'
     data_root: str = ""  # the paper preset's data; empty for the toy world
-    cache_dir: str = "cache"  # toy world, base model, runs and per-item results
-    seeds: tuple = (0, 1, 2)  # fine-tuning seeds
+    cache_dir: str = "cache"  # toy world, base models, runs and per-item results
+    seeds: tuple | None = None  # fine-tuning seeds on every base model (None: the preset's)
     smoke: bool = False  # tiny world, steps and evaluation (tests)
     world_seed: int = 0  # toy world seed
     progress: bool = False  # progress bars while training
+    base_seeds: tuple | None = None  # base models: the toy pretraining seeds (None: the preset's)
+    retrain_base: bool = False  # toy: pretrain the base models here even where a shipped one fits
     _models: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.seeds = tuple(cfg.seeds if self.seeds is None else self.seeds)
+        self.base_seeds = tuple(cfg.base_seeds if self.base_seeds is None else self.base_seeds)
+        for name, values in (("seeds", self.seeds), ("base_seeds", self.base_seeds)):
+            if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values) \
+                    or len(set(values)) != len(values):
+                raise ValueError(f"{name} must be distinct non-negative integers, got {list(values)}")
+        if cfg.pretrain is None and self.base_seeds != (0,):
+            raise ValueError(f"preset {self.preset!r} has one base model (the hub model): base_seeds must be [0], "
+                             f"got {list(self.base_seeds)}")
 
     @property
     def config(self) -> Preset:
@@ -86,6 +103,14 @@ class Experiment:
     def tag(self) -> str:
         return f"{self.preset}-{'smoke' if self.smoke else 'full'}-world{self.world_seed}"
 
+    def _base(self, base: int | None) -> int:
+        """The base seed a call means: the first of `base_seeds` when not given."""
+        return self.base_seeds[0] if base is None else base
+
+    def base_tag(self, base: int | None = None) -> str:
+        """Names one base model in cache paths (a retrained toy base never shares a folder with a shipped one)."""
+        return f"{self.tag}-base{self._base(base)}" + ("-retrained" if self.retrain_base else "")
+
     def tagger(self):
         """The masking task's tagger for this data root (toy grammar's word classes, else spaCy's)."""
         from .training.masking import tagger_for
@@ -93,49 +118,62 @@ class Experiment:
         return tagger_for(self.root.path)
 
     # ------------------------------------------------------------------ models
-    def base_model(self) -> str | Path:
-        """The pretrained model: trained here for the toy preset (cached), the hub model for the paper."""
+    def base_model(self, base: int | None = None) -> str | Path:
+        """A base model: the toy one of pretraining seed `base` (shipped or trained here, cached), the hub model for
+        the paper preset."""
         cfg = self.config
         if cfg.pretrain is None:
             return cfg.base_model
-        from .training.pretrain import pretrain_toy_model
+        from .training.bases import install_shipped_base
+        from .training.pretrain import cache_key, is_pretrained, pretrain_toy_model
 
-        out = Path(self.cache_dir) / "models" / f"toy-base-{self.tag}-seed{cfg.pretrain.seed}"
-        return pretrain_toy_model(self.root.path, out, cfg.pretrain, progress=self.progress)
+        base = self._base(base)
+        pretrain = replace(cfg.pretrain, seed=base)
+        out = Path(self.cache_dir) / "models" / f"toy-base-{self.base_tag(base)}"
+        key = cache_key(pretrain, self.root.path)
+        if not self.retrain_base and not is_pretrained(out, key):
+            install_shipped_base(base, key, out)  # False (and pretraining below) when no shipped base fits
+        return pretrain_toy_model(self.root.path, out, pretrain, progress=self.progress)
 
     def run_name(self, objective: str, seed: int, mask_ratio: float | None = None) -> str:
         ratio = DEFAULT_MASK_RATIO if mask_ratio is None else mask_ratio
         suffix = f"-mask{round(ratio * 100):02d}" if objective == "haca_mask" else ""
         return f"{objective}{suffix}-seed{seed}"
 
-    def finetuned(self, objective: str, seed: int, mask_ratio: float | None = None, **overrides: Any) -> Path:
-        """Train (or reuse) the adapter of one run; `overrides` change TrainConfig fields (e.g. loss_reduction)."""
+    def finetuned(self, objective: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
+                  **overrides: Any) -> Path:
+        """Train (or reuse) the adapter of one run on base model `base`; `overrides` change TrainConfig fields
+        (e.g. loss_reduction)."""
         from .training.finetune import finetune
 
         cfg = self.config
         ratio = DEFAULT_MASK_RATIO if mask_ratio is None else mask_ratio
         train_cfg = replace(cfg.finetune, objective=objective, seed=seed, mask_ratio=ratio, **overrides)
         name = self.run_name(objective, seed, mask_ratio) + "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
-        out = Path(self.cache_dir) / "runs" / self.tag / name
-        return finetune(self.base_model(), self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
+        out = Path(self.cache_dir) / "runs" / self.base_tag(base) / name
+        return finetune(self.base_model(base), self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
                         progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos)
 
-    def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, **overrides: Any) -> Path | None:
-        return None if row == "pretrained" else self.finetuned(row, seed, mask_ratio, **overrides)
+    def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
+                **overrides: Any) -> Path | None:
+        return None if row == "pretrained" else self.finetuned(row, seed, mask_ratio, base=base, **overrides)
 
-    def model(self, row: str, seed: int = 0, mask_ratio: float | None = None, **overrides: Any):
-        """(model, processor) of a row: the base model, or the base model + that run's adapter (kept in memory)."""
-        key = (row, seed, mask_ratio, tuple(sorted(overrides.items())))
+    def model(self, row: str, seed: int = 0, mask_ratio: float | None = None, *, base: int | None = None,
+              **overrides: Any):
+        """(model, processor) of a run: a base model, or it + that run's adapter (kept in memory)."""
+        base = self._base(base)
+        key = (row, base, seed, mask_ratio, tuple(sorted(overrides.items())))
         if key not in self._models:
             from .models import load_model
             from .training.finetune import load_finetuned
 
-            base = self.base_model()
+            path = self.base_model(base)
             dtype = self.config.model.dtype
             if row == "pretrained":
-                self._models[key] = load_model(base, dtype=dtype)
+                self._models[key] = load_model(path, dtype=dtype)
             else:
-                self._models[key] = load_finetuned(base, self.finetuned(row, seed, mask_ratio, **overrides), dtype=dtype)
+                self._models[key] = load_finetuned(path, self.finetuned(row, seed, mask_ratio, base=base, **overrides),
+                                                   dtype=dtype)
             self._move(self._models[key][0])
         return self._models[key]
 
@@ -146,33 +184,35 @@ class Experiment:
         if torch.cuda.is_available():
             model.to("cuda")
 
-    def _base_results_dir(self) -> Path:
-        """Where the pretrained row's results go: inside a toy model folder, or a cache folder for a hub model."""
-        base = Path(str(self.base_model()))
-        return base if base.is_dir() else Path(self.cache_dir) / "models" / "hub" / _slug(str(base))
+    def _base_results_dir(self, base: int | None = None) -> Path:
+        """Where a pretrained row's results go: inside a toy model folder, or a cache folder for a hub model."""
+        path = Path(str(self.base_model(base)))
+        return path if path.is_dir() else Path(self.cache_dir) / "models" / "hub" / _slug(str(path))
 
-    def runs(self, rows: tuple = ("pretrained", *OBJECTIVE_ROWS)) -> list[tuple[str, int]]:
-        """Every (row, seed): the pretrained model once (seed 0), each objective with every seed."""
-        return [(r, s) for r in rows for s in ([0] if r == "pretrained" else list(self.seeds))]
+    def runs(self, rows: tuple = ("pretrained", *OBJECTIVE_ROWS)) -> list[tuple[str, int, int]]:
+        """Every run (row, base, seed): the pretrained row once per base model (seed 0), each objective with every
+        seed on every base model."""
+        return [(r, b, s) for r in rows for b in self.base_seeds for s in ([0] if r == "pretrained" else self.seeds)]
 
     # ------------------------------------------------------------------ evaluation
-    def per_item(self, benchmark: str, row: str, seed: int = 0, mask_ratio: float | None = None,
-                 **overrides: Any) -> pd.DataFrame:
+    def per_item(self, benchmark: str, row: str, seed: int = 0, mask_ratio: float | None = None, *,
+                 base: int | None = None, **overrides: Any) -> pd.DataFrame:
         """Per-item results of one run on one benchmark, computed once and cached as CSV beside the run."""
         if benchmark not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
-        where = self.run_dir(row, seed, mask_ratio, **overrides) or self._base_results_dir()
+        where = self.run_dir(row, seed, mask_ratio, base=base, **overrides) or self._base_results_dir(base)
         cfg = self.config
         limits = {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
                   "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout, "videocon_loglik": cfg.videocon_heldout}
         # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
         # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
         key = hashlib.sha256(json.dumps([benchmark, limits[benchmark], str(self.root.path), prompts.PROMPT_VERSION,
-                                         asdict(cfg.model), str(self.base_model())], default=str).encode()).hexdigest()[:10]
+                                         asdict(cfg.model), str(self.base_model(base))],
+                                        default=str).encode()).hexdigest()[:10]
         path = where / "eval" / f"{benchmark}-{key}.csv"
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
-        model, processor = self.model(row, seed, mask_ratio, **overrides)
+        model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
         # P(yes) benchmarks keep their scores per finished video here, so a killed evaluation resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
         df = self._evaluate(benchmark, model, processor, progress)
@@ -211,21 +251,22 @@ class Experiment:
                                         "match": match.to_numpy().astype(int)}))
         return pd.concat(frames, ignore_index=True)
 
-    def collect(self, benchmark: str, runs: list[tuple[str, int]] | None = None,
-                log: Callable[[str], None] | None = None) -> dict[tuple[str, int], pd.DataFrame]:
-        """Per-item frames of every run (training and scoring what the cache lacks)."""
+    def collect(self, benchmark: str, runs: list[tuple[str, int, int]] | None = None,
+                log: Callable[[str], None] | None = None) -> dict[tuple[str, int, int], pd.DataFrame]:
+        """Per-item frames of every run (row, base, seed), training and scoring what the cache lacks."""
         out = {}
-        for row, seed in runs or self.runs():
+        for row, base, seed in runs or self.runs():
             if log:
-                log(f"{benchmark}: {row} seed {seed}")
-            out[(row, seed)] = self.per_item(benchmark, row, seed)
+                log(f"{benchmark}: {row} base {base} seed {seed}")
+            out[(row, base, seed)] = self.per_item(benchmark, row, seed, base=base)
         return out
 
     def describe(self) -> dict:
         cfg = self.config
-        return {"preset": self.preset, "smoke": self.smoke, "seeds": list(self.seeds), "world_seed": self.world_seed,
+        return {"preset": self.preset, "smoke": self.smoke, "seeds": list(self.seeds),
+                "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base, "world_seed": self.world_seed,
                 "data_root": str(self.root.path), "model": cfg.model, "finetune": cfg.finetune,
-                "pretrain": cfg.pretrain, "base_model": str(self.base_model()),
+                "pretrain": cfg.pretrain, "base_models": [str(self.base_model(b)) for b in self.base_seeds],
                 "limits": {"velociti_per_test": cfg.velociti_per_test, "videocon_heldout": cfg.videocon_heldout,
                            "qa_questions": cfg.qa_questions}}
 

@@ -28,17 +28,21 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int], smoke: bool,
-          world_seed: int = 0, **extra: Any) -> tuple[Experiment, dict]:
-    """The notebook's experiment and the provenance record every artifact it writes carries."""
+def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int] | None, smoke: bool,
+          world_seed: int = 0, base_seeds: Sequence[int] | None = None, retrain_base: bool = False,
+          **extra: Any) -> tuple[Experiment, dict]:
+    """The notebook's experiment and the provenance record every artifact it writes carries. Seeds left as None
+    are the preset's; the record holds the ones used."""
     import pandas as pd
 
     quiet()
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.width", 200)
-    exp = Experiment(preset=preset, data_root=data_root, cache_dir=cache_dir, seeds=tuple(seeds), smoke=smoke,
-                     world_seed=world_seed)
-    prov = provenance({"preset": preset, "smoke": smoke, "seeds": list(seeds), "world_seed": world_seed,
+    exp = Experiment(preset=preset, data_root=data_root, cache_dir=cache_dir,
+                     seeds=None if seeds is None else tuple(seeds), smoke=smoke, world_seed=world_seed,
+                     base_seeds=None if base_seeds is None else tuple(base_seeds), retrain_base=retrain_base)
+    prov = provenance({"preset": preset, "smoke": smoke, "base_seeds": list(exp.base_seeds), "seeds": list(exp.seeds),
+                       "retrain_base": retrain_base, "world_seed": world_seed,
                        "data_root": data_root or "(toy world)", **extra}, notebook=notebook)
     return exp, prov
 

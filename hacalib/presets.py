@@ -19,6 +19,8 @@ class Preset:
     smoke: bool
     model: ModelConfig
     finetune: TrainConfig  # objective and seed are set per run
+    base_seeds: tuple = (0,)  # base models (toy: pretraining seeds; the paper's hub model is one base, 0)
+    seeds: tuple = (0, 1, 2)  # fine-tuning seeds on every base model
     pretrain: PretrainConfig | None = None  # toy only: the base model is trained here
     base_model: str = ""  # paper preset: hub id or key of hacalib.models.MODELS
     velociti_per_test: int | None = None  # items per VELOCITI test (None: all)
@@ -46,14 +48,15 @@ def _toy(smoke: bool) -> Preset:
     model = ModelConfig(preset="toy", dtype="float32", lora_r=16, lora_alpha=32, lora_dropout=0.0)
     if smoke:
         return Preset(
-            name="toy", smoke=True, model=model,
+            name="toy", smoke=True, model=model, base_seeds=(0, 1), seeds=(0, 1),
             pretrain=PretrainConfig(steps=30, warmup_steps=3, batch_size=4, log_every=5, checkpoint_every=1000),
             finetune=TrainConfig(max_steps=8, batch_size=4, warmup_steps=2, lr=2e-3, log_every=2,
                                  checkpoint_every=1000),
             velociti_per_test=6, videocon_heldout=14, qa_questions=12, score_batch=8,
         )
+    # 3 base models x 2 fine-tuning seeds: the base model is the larger source of variance (PROTOCOL "Intervals")
     return Preset(
-        name="toy", smoke=False, model=model,
+        name="toy", smoke=False, model=model, base_seeds=(0, 1, 2), seeds=(0, 1),
         pretrain=PretrainConfig(),
         finetune=TrainConfig(max_steps=200, batch_size=8, warmup_steps=20, lr=2e-3, log_every=10,
                              checkpoint_every=100),

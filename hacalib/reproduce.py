@@ -37,7 +37,9 @@ class ReproduceConfig:
     project_root: Path = field(default_factory=lambda: Path.cwd())
     preset: str = "toy"  # 'toy' or 'videollava-7b'
     data_root: str = ""  # real data root for the paper preset; empty: the toy world under cache/
-    seeds: Sequence[int] = (0, 1, 2)
+    seeds: Sequence[int] | None = None  # fine-tuning seeds on every base model; None: the preset's
+    base_seeds: Sequence[int] | None = None  # toy base models (pretraining seeds); None: the preset's
+    retrain_base: bool = False  # toy: pretrain the base models instead of using the shipped ones
     smoke: bool = False
     only: Sequence[str] = ()  # notebook names (or unique prefixes such as '03') to run; empty: all that exist
     kernel_name: str = "python3"
@@ -81,13 +83,23 @@ def validate(cfg: ReproduceConfig) -> list[Path]:
 
     if cfg.preset not in PRESETS:
         raise UsageError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
-    seeds = list(cfg.seeds)
-    if not seeds:
-        raise UsageError("--seeds is empty: give comma-separated non-negative integers, e.g. --seeds 0,1,2")
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise UsageError(f"--seeds must be non-negative integers, got {seeds}")
-    if len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds repeats a seed: {seeds}")
+    from .presets import preset
+
+    chosen_preset = preset(cfg.preset, smoke=cfg.smoke)
+    for flag, values in (("--seeds", cfg.seeds), ("--base-seeds", cfg.base_seeds)):
+        if values is None:
+            continue
+        values = list(values)
+        if not values:
+            raise UsageError(f"{flag} is empty: give comma-separated non-negative integers, e.g. {flag} 0,1")
+        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in values):
+            raise UsageError(f"{flag} must be non-negative integers, got {values}")
+        if len(set(values)) != len(values):
+            raise UsageError(f"{flag} repeats a seed: {values}")
+    if chosen_preset.pretrain is None and cfg.base_seeds is not None and list(cfg.base_seeds) != [0]:
+        raise UsageError(f"preset {cfg.preset!r} has one base model (the hub model): drop --base-seeds")
+    if chosen_preset.pretrain is None and cfg.retrain_base:
+        raise UsageError(f"--retrain-base is for the toy preset; preset {cfg.preset!r} uses the hub model")
     if cfg.preset == "toy" and cfg.data_root:
         raise UsageError(f"--data-root {cfg.data_root!r} is for the paper preset; the toy preset builds its own world "
                          "under cache/ (drop --data-root, or add --preset videollava-7b)")
@@ -119,13 +131,22 @@ def _for_notebook(path: Path, cfg: ReproduceConfig) -> str:
 
 
 def notebook_parameters(cfg: ReproduceConfig) -> dict:
-    """What the notebooks' parameters cells get (each only what it declares). `seed`, the run a notebook shows in
-    detail, is the first of `seeds`, so it is always one of the runs the tables are built from."""
+    """What the notebooks' parameters cells get (each only what it declares). Seeds left to the preset are
+    resolved here, so the notebooks show them. `seed` and `base`, the run a notebook shows in detail, are the first
+    of `seeds` and `base_seeds`, so it is always one of the runs the tables are built from."""
+    from .presets import preset
+
+    chosen = preset(cfg.preset, smoke=cfg.smoke)
+    seeds = list(chosen.seeds if cfg.seeds is None else cfg.seeds)
+    base_seeds = list(chosen.base_seeds if cfg.base_seeds is None else cfg.base_seeds)
     return {
         "preset": cfg.preset,
         "data_root": cfg.data_root,
-        "seeds": list(cfg.seeds),
-        "seed": list(cfg.seeds)[0] if cfg.seeds else 0,
+        "seeds": seeds,
+        "seed": seeds[0],
+        "base_seeds": base_seeds,
+        "base": base_seeds[0],
+        "retrain_base": cfg.retrain_base,
         "smoke": cfg.smoke,
         "out_dir": _for_notebook(cfg.out_dir, cfg),
         "cache_dir": _for_notebook(cfg.cache_dir, cfg),

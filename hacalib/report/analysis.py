@@ -10,31 +10,36 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import classic_vle
-from .tables import ROWS
+from .tables import ROWS, run_key
 
 
 def _order(keys) -> list:
-    return sorted(keys, key=lambda k: (ROWS.index(k[0]) if k[0] in ROWS else len(ROWS), k[1]))
+    return sorted(keys, key=lambda k: (ROWS.index(k[0]) if k[0] in ROWS else len(ROWS), *run_key(k)[1:]))
 
 
-def failure_counts(velociti: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
+def _label(key) -> str:
+    row, base, seed = run_key(key)
+    return f"{row} (base {base})" if row == "pretrained" else f"{row} (base {base}, seed {seed})"
+
+
+def failure_counts(velociti: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     """Share of VELOCITI items each run gets wrong (P(yes|neg) >= P(yes|pos)), one column per test."""
     lines = {}
     for key in _order(velociti):
         df = velociti[key]
         wrong = (df["p_neg"] >= df["p_pos"]).groupby(df["test"], sort=False).mean()
-        lines[f"{key[0]} (seed {key[1]})"] = wrong
+        lines[_label(key)] = wrong
     return pd.DataFrame(lines).T.reset_index(names="run")
 
 
-def confirmed_hallucinations(pairs: dict[tuple[str, int], pd.DataFrame]) -> pd.DataFrame:
+def confirmed_hallucinations(pairs: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     """Share of held-out contrast captions each run confirms (P(yes) > 0.5), per misalignment type and overall."""
     lines = {}
     for key in _order(pairs):
         df = pairs[key]
         confirmed = (df["p_false"] > 0.5).groupby(df["misalignment"], sort=False).mean()
         confirmed["all"] = float((df["p_false"] > 0.5).mean())
-        lines[f"{key[0]} (seed {key[1]})"] = confirmed
+        lines[_label(key)] = confirmed
     return pd.DataFrame(lines).T.reset_index(names="run")
 
 
