@@ -31,7 +31,7 @@ def test_several_seeds_of_one_base_model_give_a_t_interval_over_seeds_and_items(
     half = stats.t.ppf(0.975, df) * np.sqrt(var_runs + var_items)
     assert df == pytest.approx(4.948, abs=1e-3)
     assert line["ci_low"] == pytest.approx(0.75 - half) and line["ci_high"] == 1.0  # clipped to the metric's range
-    assert line["ci"] == "t over seeds + items" and line["seeds"] == 3 and line["bases"] == 1 and line["items"] == 4
+    assert line["ci"] == "t over seeds + items" and line["runs"] == 3 and line["bases"] == 1 and line["items"] == 4
     raw = summarize_runs(per_item, "test", ["classic_vle"], bounds=None).iloc[0]
     assert raw["ci_high"] == pytest.approx(0.75 + half)
 
@@ -102,7 +102,7 @@ def test_collapsed_runs_are_left_out_and_never_shown_as_numbers():
     assert collapsed == {("entail", 0, 0), ("entail", 0, 1), ("haca", 0, 1)}
     out = summarize_runs(per_item, "test", ["classic_vle"], collapsed=collapsed).set_index("row")
     assert np.isnan(out.loc["entail", "value"]) and out.loc["entail", "collapsed_runs"] == 2
-    assert out.loc["haca", "value"] == 1.0 and out.loc["haca", "seeds"] == 1
+    assert out.loc["haca", "value"] == 1.0 and out.loc["haca", "runs"] == 1
     table = pivot(out.reset_index(), "test", "classic_vle")
     assert table.set_index("model").loc["Entail-only FT", "agent_bind"] == "collapsed"
 

@@ -92,7 +92,7 @@ def _select(df: pd.DataFrame, group: str, value) -> pd.DataFrame:
 def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Sequence[str], *,
                    collapsed: set[tuple] = frozenset(), bounds: tuple[float, float] | None = (0.0, 1.0),
                    **_unused) -> pd.DataFrame:
-    """Tidy summary: row, <group>, metric, value, ci_low, ci_high, ci, bases, seeds, items, collapsed_runs.
+    """Tidy summary: row, <group>, metric, value, ci_low, ci_high, ci, bases, runs, items, collapsed_runs.
 
     Every interval is `hacalib.metrics.nested_interval`: over base models, fine-tuning seeds and items.
 
@@ -115,7 +115,7 @@ def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Seq
         for g in groups:
             for m in metrics:
                 line = {"row": row, group: g, "metric": m, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan,
-                        "ci": "", "bases": len({b for b, _ in usable}), "seeds": len(usable), "items": 0,
+                        "ci": "", "bases": len({b for b, _ in usable}), "runs": len(usable), "items": 0,
                         "collapsed_runs": len(every) - len(usable)}
                 if usable:
                     values = {k: _select(df, group, g)[m].to_numpy(dtype=float) for k, df in usable.items()}
