@@ -77,6 +77,7 @@ class Experiment:
     base_seeds: tuple | None = None  # base models: the toy pretraining seeds (None: the preset's)
     retrain_base: bool = False  # toy: pretrain the base models here even where a shipped one fits
     _models: dict = field(default_factory=dict, repr=False)
+    _root: DataRoot | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -96,8 +97,11 @@ class Experiment:
 
     @property
     def root(self) -> DataRoot:
-        return data_root_for(self.preset, self.data_root, self.cache_dir, smoke=self.smoke,
-                                      world_seed=self.world_seed)
+        # resolved once per experiment: checking a toy world against its manifest hashes every file (~0.6 s)
+        if self._root is None:
+            self._root = data_root_for(self.preset, self.data_root, self.cache_dir, smoke=self.smoke,
+                                       world_seed=self.world_seed)
+        return self._root
 
     @property
     def tag(self) -> str:

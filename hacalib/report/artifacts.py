@@ -41,6 +41,15 @@ def write_table(df, name: str, out_dir: str | Path, prov: dict, *, title: str | 
     return paths
 
 
+def write_markdown(text: str, name: str, out_dir: str | Path, prov: dict) -> dict[str, Path]:
+    """Write a text artifact (e.g. a notebook's Findings) as NAME.md with a provenance footer."""
+    out_dir = Path(out_dir)
+    paths = {"md": out_dir / f"{name}.md", "provenance": out_dir / f"{name}.provenance.json"}
+    write_text(paths["md"], text + _provenance_footer(prov))
+    write_json(paths["provenance"], prov)
+    return paths
+
+
 def save_figure(fig, name: str, out_dir: str | Path, prov: dict, *, dpi: int = 100) -> dict[str, Path]:
     """Save a matplotlib figure as NAME.png and NAME.svg, with the commit in the SVG metadata."""
     out_dir = Path(out_dir)

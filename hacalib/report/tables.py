@@ -187,17 +187,23 @@ def run_differences(per_item: dict[tuple, pd.DataFrame], a: str, b: str, group: 
 
 
 def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
-                claims: Sequence[tuple[str, str, str, str]], *,
-                collapsed: set[tuple] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
-    """Test claims "row A beats row B on group G": the difference A - B with its 95% interval.
+                claims: Sequence[tuple], *, collapsed: set[tuple] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
+    """Test claims "row A beats row B on group G" (or "A is not below B"): the difference A - B with its 95% interval.
 
-    The interval is `hacalib.metrics.nested_interval` of the paired per-item differences (`run_differences`), so it
-    covers base models, fine-tuning seeds and items. Verdict: 'supported' when the whole interval is above 0,
-    'contradicted' when it is below 0, 'inconclusive' otherwise ('n/a' when a row has no usable run).
-    `bases_agreeing` says in how many base models the mean difference has the claimed (positive) sign.
+    Each claim is (label, A, B, G) or (label, A, B, G, kind) with kind "greater" (the default: A beats B) or
+    "not_lower" (A keeps B's level, e.g. HACA keeps the pretrained model's QA). The interval is
+    `hacalib.metrics.nested_interval` of the paired per-item differences (`run_differences`), so it covers base models,
+    fine-tuning seeds and items. Verdicts, "greater": 'supported' when the whole interval is above 0, 'contradicted'
+    when it is below 0, 'inconclusive' otherwise; "not_lower": 'contradicted' when the interval is below 0,
+    'supported' when above, 'consistent (no loss shown)' when it holds 0; 'n/a' when a row has no usable run.
+    `bases_agreeing` says in how many base models the mean difference is positive.
     """
     lines = []
-    for label, a, b, g in claims:
+    for claim in claims:
+        label, a, b, g = claim[:4]
+        kind = claim[4] if len(claim) > 4 else "greater"
+        if kind not in ("greater", "not_lower"):
+            raise ValueError(f"claim {label!r}: kind must be 'greater' or 'not_lower', got {kind!r}")
         diffs = run_differences(per_item, a, b, group, g, metric, collapsed)
         line = {"claim": label, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "bases": 0, "runs": 0,
                 "bases_agreeing": "", "ci": "", "verdict": "n/a (collapsed or missing)"}
@@ -207,8 +213,14 @@ def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
             for (base, _), d in diffs.items():
                 per_base.setdefault(base, []).append(d.mean())
             positive = sum(np.mean(v) > 0 for v in per_base.values())
-            verdict = ("supported" if ci.low > 0 else "contradicted" if ci.high < 0 else "inconclusive") \
-                if np.isfinite(ci.low) else "inconclusive (no interval)"
+            if not np.isfinite(ci.low):
+                verdict = "inconclusive (no interval)"
+            elif ci.low > 0:
+                verdict = "supported"
+            elif ci.high < 0:
+                verdict = "contradicted"
+            else:
+                verdict = "inconclusive" if kind == "greater" else "consistent (no loss shown)"
             line.update(difference=ci.value * scale, ci_low=ci.low * scale, ci_high=ci.high * scale,
                         bases=len(per_base), runs=len(diffs), bases_agreeing=f"{positive} of {len(per_base)}",
                         ci=ci.method, verdict=verdict)

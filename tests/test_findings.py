@@ -1,0 +1,88 @@
+"""Findings sentences and chance levels, on literal tables."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hacalib.metrics.chance import majority_baseline, random_hit_at_k, random_ranking, random_ranking_ap
+from hacalib.report.findings import chance_lines, claim_lines, curve_reading, findings
+from hacalib.report.tables import claim_check
+
+
+def test_random_ranking_ap_and_hit_at_k_equal_enumeration():
+    for n, r in ((6, 2), (7, 3), (5, 1), (4, 4)):
+        aps, hits = [], []
+        for pos in itertools.combinations(range(1, n + 1), r):
+            aps.append(np.mean([(i + 1) / rank for i, rank in enumerate(pos)]))
+            hits.append(pos[0] <= 2)
+        assert random_ranking_ap(r, n) == pytest.approx(np.mean(aps))
+        assert random_hit_at_k(r, n, 2) == pytest.approx(np.mean(hits))
+    match = np.zeros((2, 216), dtype=bool)
+    match[:, :12] = True  # SSv2-Temporal's shape: 12 positives of 216 per query
+    assert random_ranking(match)["map"] == pytest.approx(0.0773, abs=1e-4)
+
+
+def test_majority_baseline_per_type_and_weighted_overall():
+    out = majority_baseline(["Red", "red", "blue", "left", "right", "left", "left"],
+                            ["what", "what", "what", "where", "where", "where", "where"]).set_index("type")
+    assert out.loc["what", "majority_answer"] == "red" and out.loc["what", "accuracy"] == pytest.approx(2 / 3)
+    assert out.loc["where", "accuracy"] == pytest.approx(3 / 4)
+    assert out.loc["all", "accuracy"] == pytest.approx(5 / 7) and out.loc["all", "questions"] == 7
+
+
+def _claims():
+    frame = lambda m: pd.DataFrame({"all": "all", "acc": [m] * 10})  # noqa: E731
+    per_item = {}
+    for base, (a, b, c) in enumerate([(0.8, 0.5, 0.60), (0.7, 0.5, 0.40), (0.9, 0.6, 0.55)]):
+        for seed in (0, 1):
+            per_item[("haca", base, seed)] = frame(a + 0.01 * seed)
+            per_item[("entail", base, seed)] = frame(b)
+            per_item[("haca_mask", base, seed)] = frame(c)
+    return claim_check(per_item, "all", "acc", [
+        ("HACA > entail", "haca", "entail", "all"),
+        ("entail > HACA", "entail", "haca", "all"),
+        ("HACA+mask > entail", "haca_mask", "entail", "all"),
+        ("HACA+mask keeps entail", "haca_mask", "entail", "all", "not_lower"),
+    ])
+
+
+def test_claims_become_sentences_with_their_verdicts():
+    claims = _claims()
+    assert claims["verdict"].tolist() == ["supported", "contradicted", "inconclusive", "consistent (no loss shown)"]
+    lines = claim_lines(claims)
+    assert lines[0].startswith("**HACA > entail**: +27.2 points [12.8, 41.5]") and "3 of 3 base models" in lines[0]
+    assert lines[0].endswith("**supported**.")
+    assert "0 of 3 base models" in lines[1] and lines[1].endswith("**contradicted**.")
+    assert "1 of 3 base models" in lines[2] and lines[2].endswith("**inconclusive**.")
+
+
+def _summary(rows):
+    return pd.DataFrame([{"row": r, "test": t, "metric": "classic_vle", "value": v, "ci_low": lo, "ci_high": hi}
+                         for r, t, v, lo, hi in rows])
+
+
+def test_chance_lines_say_above_at_and_below_chance():
+    summary = _summary([("pretrained", "coref", 0.52, 0.45, 0.59), ("haca", "coref", 0.48, 0.40, 0.56),
+                        ("pretrained", "agent_iden", 0.84, 0.80, 0.88), ("haca", "agent_iden", 0.51, 0.47, 0.55),
+                        ("entail", "agent_iden", 0.30, 0.20, 0.40)])
+    coref, iden = chance_lines(summary, "test", "classic_vle", 0.5)
+    assert coref == ("**coref** (chance: 50.0%): every row is within its interval of chance (Pretrained 52.0, "
+                     "HACA 48.0): no model is distinguishable from it on this test.")
+    assert iden == ("**agent_iden** (chance: 50.0%): above chance: Pretrained 84.0; within its interval of chance: "
+                    "HACA 51.0; below chance: Entail-only FT 30.0.")
+    per_group = chance_lines(summary, "test", "classic_vle", {"coref": 0.25, "agent_iden": 0.9}, what="base rate")
+    assert per_group[0].startswith("**coref** (base rate: 25.0%): above base rate: Pretrained 52.0, HACA 48.0")
+
+
+def test_curve_reading_and_the_section():
+    curve = pd.DataFrame({"mask_ratio": [0.0, 0.45], "test": "all", "value": [0.5, 0.7],
+                          "ci_low": [0.45, 0.65], "ci_high": [0.55, 0.75]})
+    text = curve_reading(curve, "mask_ratio", group_value="all")
+    assert text == "all: 0%: 50.0 [45.0, 55.0]; 45%: 70.0 [65.0, 75.0]; the highest point is 45%, and some intervals do not overlap."
+    section = findings("T", "Measured.", claims=claim_lines(_claims()), reference=["r"], reading=["x"])
+    assert section.startswith("## Findings: T\n\nMeasured.") and "not reproduced here" in section
+    assert section.index("The paper's claims") < section.index("Against chance") < section.index("Reading")
