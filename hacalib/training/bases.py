@@ -79,7 +79,7 @@ def install_shipped_base(seed: int, key: str, out: str | Path, *, root: Path | N
     names = list(read_sums(src)) + [SUMS]
     with atomic_dir(Path(out)) as tmp:
         for name in names:
-            shutil.copy2(src / name, tmp / name)
+            shutil.copyfile(src / name, tmp / name)  # the user's umask, not the source's mode
     return True
 
 
@@ -93,7 +93,7 @@ def ship_base(trained: str | Path, seed: int, provenance: dict, *, root: Path | 
     files = sorted(p for p in trained.iterdir() if p.is_file() and p.name not in (SUMS, "provenance.json"))
     with atomic_dir(dst) as tmp:
         for path in files:
-            shutil.copy2(path, tmp / path.name)
+            shutil.copyfile(path, tmp / path.name)
         write_json(tmp / "provenance.json", provenance)
         listed = sorted([*(p.name for p in files), "provenance.json"])
         write_text(tmp / SUMS, "".join(f"{sha256_file(tmp / n)}  {n}\n" for n in listed))

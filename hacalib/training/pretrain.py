@@ -45,8 +45,9 @@ VIDEO_DIR = "pretrain/videos"
 MARKER = "pretrain.json"
 REQUIRED_KEYS = ("video", "task", "prompt", "answer")
 # Manifest entries left out of the cache key: timings (they change when the same world is rebuilt) and the
-# per-file checksums (mp4 bytes depend on the encoder build; the content enters through pretrain.jsonl).
-VOLATILE_MANIFEST_KEYS = {"generation_seconds", "seconds", "created", "timings", "checksums"}
+# per-file checksums and byte total (mp4 bytes depend on the encoder build; the content enters through
+# pretrain.jsonl and the scene records), so a shipped base fits every machine's build of the same world.
+VOLATILE_MANIFEST_KEYS = {"generation_seconds", "seconds", "created", "timings", "checksums", "bytes_total"}
 
 
 def load_pretrain_records(path: str | Path) -> list[dict]:
