@@ -165,8 +165,11 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
     When a cell raises, `dst` is left as it was and the executed copy (with the traceback) goes to `failed_dir`
     (default: beside `dst`, as NAME.failed.ipynb); `NotebookFailed` names it.
     """
+    import tempfile
+
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
+    from traitlets.config import Config
 
     from .io import atomic_path
 
@@ -176,8 +179,12 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
     with atomic_path(dst) as tmp:
         tmp_nb = tmp.with_suffix(".ipynb")
         try:
-            pm.execute_notebook(str(src), str(tmp_nb), parameters=used, cwd=str(cwd), kernel_name=kernel_name,
-                                progress_bar=False, request_save_on_cell_execute=False)
+            # The kernel talks over local IPC sockets in a private folder, not TCP: nothing listens on a port, and
+            # ipykernel has no "running over TCP without encryption" warning to print for every notebook.
+            with tempfile.TemporaryDirectory(prefix="haca-kernel-") as sockets:
+                ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+                pm.execute_notebook(str(src), str(tmp_nb), parameters=used, cwd=str(cwd), kernel_name=kernel_name,
+                                    progress_bar=False, request_save_on_cell_execute=False, config=ipc)
             tmp_nb.replace(tmp)
         except PapermillExecutionError as exc:
             kept = (failed_dir or dst.parent) / f"{dst.stem}.failed.ipynb"
