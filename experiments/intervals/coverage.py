@@ -1,14 +1,14 @@
 """Does the tables' interval cover the truth at the preset's counts? A simulation on the measured spreads.
 
-    python experiments/intervals/coverage.py [--cache-dir cache] [--reps 2000] [--bases 3] [--seeds 2]
+    python experiments/intervals/coverage.py [--cache-dir cache] [--reps 2000] [--designs 3x2,3x1,4x1,5x1,3x3]
 
 Reads the toy reproduction's cached per-item VELOCITI results (ClassicVLE per pair; run `haca reproduce` first),
 estimates four variance components per test with moment estimators:
 
     x[b, s, i] = mu + B_b + S_bs + I_i + E_bsi      base model, fine-tuning seed (within base), item, residual
 
-and simulates new experiments from a Gaussian model with those spreads: `--bases` base models, `--seeds`
-fine-tuning seeds each, the test's number of items. For each it reports how often the 95% interval covers mu:
+and simulates new experiments from a Gaussian model with those spreads: for each design BxS (B base models, S
+fine-tuning seeds each) and the test's number of items, how often the 95% interval covers mu and its median width:
 - `nested`: `hacalib.metrics.nested_interval` (what every table uses);
 - `seeds only`: the previous tables' interval: one base model, a t-interval over its fine-tuning seeds (3 seeds);
 - `bases, no items`: a t over base-model means without the item term.
@@ -65,22 +65,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", default="cache")
     ap.add_argument("--reps", type=int, default=2000)
-    ap.add_argument("--bases", type=int, default=3)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--designs", default="3x2,3x1,4x1,5x1,3x3", help="BxS: base models x fine-tuning seeds")
     ap.add_argument("--row", default="haca")
     args = ap.parse_args()
     exp = Experiment(preset="toy", cache_dir=args.cache_dir)
     runs = [(args.row, b, s) for b in exp.base_seeds for s in exp.seeds]
     items = {k: velociti_per_item(df) for k, df in exp.collect("velociti", runs).items()}
+    designs = [tuple(int(x) for x in d.split("x")) for d in args.designs.split(",")]
     rng = np.random.default_rng(0)
     for test in dict.fromkeys(next(iter(items.values()))["test"]):
         x = np.stack([np.stack([items[(args.row, b, s)].query("test == @test")["classic_vle"].to_numpy()
                                 for s in exp.seeds]) for b in exp.base_seeds])
         sd = components(x)
-        out = simulate(sd, args.bases, args.seeds, x.shape[2], args.reps, rng)
-        print(json.dumps({"test": test, "items": x.shape[2], "sd": {k: round(v, 4) for k, v in sd.items()},
-                          **{k: {"coverage": round(v["coverage"], 3), "median_width": round(v["median_width"], 4)}
-                             for k, v in out.items()}}))
+        line = {"test": test, "items": x.shape[2], "sd": {k: round(v, 4) for k, v in sd.items()}}
+        for bases, seeds in designs:
+            out = simulate(sd, bases, seeds, x.shape[2], args.reps, rng)
+            line[f"{bases}x{seeds}"] = {k: [round(v["coverage"], 3), round(v["median_width"] * 100, 1)]
+                                        for k, v in out.items()}
+        print(json.dumps(line))
 
 
 if __name__ == "__main__":
