@@ -50,7 +50,7 @@ def write_markdown(text: str, name: str, out_dir: str | Path, prov: dict) -> dic
     return paths
 
 
-def save_figure(fig, name: str, out_dir: str | Path, prov: dict, *, dpi: int = 100) -> dict[str, Path]:
+def save_figure(fig, name: str, out_dir: str | Path, prov: dict, *, dpi: int = 150) -> dict[str, Path]:
     """Save a matplotlib figure as NAME.png and NAME.svg, with the commit in the SVG metadata."""
     out_dir = Path(out_dir)
     paths = {"png": out_dir / f"{name}.png", "svg": out_dir / f"{name}.svg",
