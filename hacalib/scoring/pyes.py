@@ -7,11 +7,14 @@ right after the prompt, and the prompt's tokens are its own tokenization). The Y
 sigmoid(logit_yes - logit_no), which equals the ratio of the two softmax probabilities without underflow when
 both are tiny.
 
-Two methods, the same numbers (tests: within 1e-5 in float32):
+Three methods, the same numbers (tests: within 1e-5 in float32):
 - "naive": one padded batch of full sequences, each pair with its own copy of the video, the vision
   tower and the full output head per pair (the reference codebases' way);
 - "packed" (default): requests grouped by video, one packed sequence per video (`hacalib.models.packing`),
-  the vision side once per video, the output head only at the answer positions.
+  the vision side once per video, the output head only at the answer positions;
+- "cascade": requests grouped by video, the video's prefix through the language model once and all its
+  captions as a batch of segments attending to the kept prefix keys/values (`hacalib.models.cascade`): no
+  attention mask, so SDPA keeps its flash kernel; the output head only at the answer positions.
 
 May import: torch, numpy, `hacalib.models`, `hacalib.metrics`, `.requests`.
 """
@@ -25,6 +28,7 @@ import torch
 
 from ..metrics import is_collapsed, pyes_spread
 from ..models import answer_token_ids, family_of, num_video_tokens, prompt_ids
+from ..models.cascade import cascade_hidden
 from ..models.packing import collate_packed, logits_at, pack, packed_hidden, split_prefix, video_features
 from .requests import (
     ScoreRequest,
@@ -77,6 +81,10 @@ def iter_pyes(
     todo = [i for g in groups for i in g]
     texts = [template.entail_prompt(requests[i].caption) for i in todo]
     seq = dict(zip(todo, prompt_ids(tok, texts, nvt, template))) if todo else {}  # request index -> prompt ids
+    if method == "cascade":
+        yield from _cascade_groups(model, requests, groups, seq, load, tok.pad_token_id, (yes, no), segments_per_pack,
+                                   dev)
+        return
 
     # Work units: (group number, request indices); naive: batch_size pairs, packed: one packed sequence.
     per_unit = batch_size if method == "naive" else segments_per_pack
@@ -118,6 +126,19 @@ def iter_pyes(
                     yield requests[g[0]].key(), g, np.array([results.pop(i) for i in g], dtype=np.float32)
 
 
+def _cascade_groups(model, requests, groups, seq, load, pad_id, yes_no, segments_per_pack, dev):
+    """`iter_pyes` with method="cascade": per video, the prefix once, its captions in segment passes."""
+    family = family_of(model)
+    with torch.inference_mode():
+        for g in groups:
+            prefix, segs = split_prefix([seq[i] for i in g])
+            feats = video_features(model, load(requests[g[0]])[None])
+            hidden = cascade_hidden(model, prefix, segs, feats, pad_id=pad_id, segments_per_forward=segments_per_pack,
+                                    device=dev)
+            scores = _pyes(family.lm_head(model)(hidden), *yes_no)
+            yield requests[g[0]].key(), g, scores.cpu().numpy().astype(np.float32)
+
+
 def p_yes(
     model: torch.nn.Module,
     processor: Any,
@@ -138,10 +159,12 @@ def p_yes(
         processor: its processor.
         requests: the (video, caption) pairs.
         batch_size: "naive": pairs of one video per forward; "packed": packed sequences (video chunks)
-            per forward.
-        method: "packed" (default, prefix reuse) or "naive" (full sequence per pair).
+            per forward; "cascade": not used (one video's prefix per forward).
+        method: "packed" (default, prefix reuse), "naive" (full sequence per pair) or "cascade" (the prefix
+            once per video, captions attending to its kept keys/values).
         segments_per_pack: "packed": most captions in one packed sequence (a video with more captions is
-            split into several packed sequences, each with the prefix).
+            split into several packed sequences, each with the prefix); "cascade": most captions in one
+            segment pass (the prefix still runs once per video).
         padding_side: "naive" only: "right" or "left" (results do not depend on it).
         video_cache: dict of processed videos kept by the caller between calls (key: `ScoreRequest.key()`).
         num_frames: frames sampled per video file.

@@ -14,7 +14,8 @@ import torch
 
 from ..models import preprocess_videos, processed_video_fn
 
-METHODS = ("packed", "naive")  # scoring methods: packed prefix reuse (default) or one full forward per pair
+# scoring methods: packed prefix reuse (default), one full forward per pair, or the prefix once with cascade attention
+METHODS = ("packed", "naive", "cascade")
 
 @dataclass(frozen=True)
 class ScoreRequest:

@@ -1,0 +1,276 @@
+"""Shared-prefix ("cascade") attention: a video's prefix through the language model once, then all its segments.
+
+The packed forward (`hacalib.models.packing`) writes one sequence `[prefix | segment 0 | segment 1 | ...]` and
+needs a block mask, which takes PyTorch's SDPA off its flash kernel. Cascade attention computes the same
+attention without any mask, in two forwards per video:
+
+1. **prefix pass**: the prefix (the video's common tokens, `<video>` features included) alone, causal attention
+   with no mask (the flash kernel); every layer's keys and values (after RoPE) are kept (`PrefixKV`);
+2. **segment pass**: all segments (caption remainders) as a batch of rows, right-padded, positions continuing
+   from the end of the prefix (as `packing.pack` numbers them). Each attention layer combines
+   (a) every segment query over the prefix keys/values: one unmasked call with all segment tokens as queries
+       (heads that share a key/value head are stacked along the query axis, so the prefix K/V are used as
+       they are, never copied per segment or per head), and
+   (b) each segment causally over its own keys/values (segments as the batch; pads sit after the real
+       tokens, so no real token sees one),
+   merged exactly with their log-sum-exps (`merge_attention`):
+   out = (o1 exp(l1 - m) + o2 exp(l2 - m)) / (exp(l1 - m) + exp(l2 - m)), m = max(l1, l2), in float32.
+
+A segment therefore sees the prefix and itself, never another segment: the attention of the packed block mask.
+
+The hook is transformers' own: an attention function registered in `transformers.AttentionInterface` under
+`ATTENTION` and selected by setting the language model config's `_attn_implementation` for the duration of
+a call (restored after, also on error); the per-call state reaches every layer through the forward's
+kwargs (`cascade=`), which transformers passes on to the attention function. The model's code is not patched.
+No attention mask is built: transformers builds none for an implementation without a mask function.
+
+Kernels returning the log-sum-exp (`attention_lse`), first that works per device / dtype / head size:
+- CUDA: `aten._scaled_dot_product_flash_attention` (flash, fp16/bf16), else the memory-efficient kernel
+  (`aten._scaled_dot_product_efficient_attention`); the prefix pass uses plain causal SDPA (flash);
+- CPU: `aten._scaled_dot_product_flash_attention_for_cpu`;
+- anywhere: a math implementation in float32 (q k^T, logsumexp) as the last resort.
+Each fused kernel is checked once against the math implementation on a small input before it is used.
+
+Inference only (no dropout, no gradient through the kept prefix K/V).
+
+May import: torch, transformers (the attention registry), `.registry`.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import torch
+from transformers import AttentionInterface
+
+from .registry import family_of
+
+ATTENTION = "hacalib_cascade"  # the name under which the attention function is registered
+
+
+@dataclass
+class PrefixKV:
+    """Per-layer keys and values of a prefix, (1, kv heads, P, head dim) each, keyed by layer index."""
+
+    keys: dict[int, torch.Tensor] = field(default_factory=dict)
+    values: dict[int, torch.Tensor] = field(default_factory=dict)
+    length: int = 0
+
+
+class _Pass:
+    """What one forward tells the attention layers: record the prefix (prefix=None) or attend over it."""
+
+    def __init__(self, prefix: PrefixKV | None):
+        self.prefix = prefix
+        self.recorded = PrefixKV()
+
+
+# ----------------------------------------------------------------------------- attention with log-sum-exp
+
+
+def _math(q, k, v, causal, scale):
+    s = (q.float() @ k.float().transpose(-1, -2)) * scale
+    if causal:
+        n, m = s.shape[-2:]
+        s = s.masked_fill(torch.ones(n, m, dtype=torch.bool, device=s.device).triu(1), float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    return (torch.exp(s - lse[..., None]) @ v.float()).to(q.dtype), lse
+
+
+def _cuda_flash(q, k, v, causal, scale):
+    r = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, causal, False, scale=scale)
+    return r[0], r[1]
+
+
+def _cuda_efficient(q, k, v, causal, scale):
+    r = torch.ops.aten._scaled_dot_product_efficient_attention(q, k, v, None, True, 0.0, causal, scale=scale)
+    return r[0], r[1]
+
+
+def _cpu_flash(q, k, v, causal, scale):
+    r = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, causal, scale=scale)
+    return r[0], r[1]
+
+
+def _kernels(q: torch.Tensor) -> list[tuple[str, Callable]]:
+    if q.device.type == "cuda":
+        fused = [("flash", _cuda_flash)] if q.dtype in (torch.float16, torch.bfloat16) else []
+        return fused + [("efficient", _cuda_efficient)]
+    if q.device.type == "cpu":
+        return [("cpu_flash", _cpu_flash)]
+    return []
+
+
+_USABLE: dict[tuple, bool] = {}  # (kernel, device type, dtype, head dim, causal) -> passed its check
+
+
+def _as_lse(lse: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """The kernel's log-sum-exp as (B, H, Lq) float32 (some kernels pad Lq or add a trailing axis)."""
+    if lse.dim() == 4:
+        lse = lse[..., 0]
+    return lse[..., : q.shape[-2]].float()
+
+
+def _check(fn: Callable, q: torch.Tensor, causal: bool) -> bool:
+    """Whether a fused kernel agrees with `_math` on a small input of q's device, dtype and head size."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    d = q.shape[-1]
+    shape_q, shape_k = ((1, 2, 6, d), (1, 2, 6, d)) if causal else ((1, 2, 5, d), (1, 2, 9, d))
+    make = lambda s: torch.randn(s, generator=gen).to(q.device, q.dtype)  # noqa: E731
+    tq, tk, tv = make(shape_q), make(shape_k), make(shape_k)
+    out, lse = fn(tq, tk, tv, causal, d**-0.5)
+    ref_out, ref_lse = _math(tq, tk, tv, causal, d**-0.5)
+    tol = 1e-4 if q.dtype == torch.float32 else 3e-2
+    return bool(torch.allclose(out.float(), ref_out.float(), atol=tol, rtol=tol)
+                and torch.allclose(_as_lse(lse, tq), ref_lse, atol=tol, rtol=tol))
+
+
+def attention_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool,
+                  scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention and its log-sum-exp: (B, H, Lq, D) in q's dtype, (B, H, Lq) float32.
+
+    q, k, v: (B, H, L, D) with the same number of heads; `causal` is the top-left aligned causal mask (Lq == Lk
+    where it is used here). The natural-log LSE of the scaled scores of each query row.
+    """
+    for name, fn in _kernels(q):
+        key = (name, q.device.type, q.dtype, q.shape[-1], causal)
+        try:
+            if key not in _USABLE:
+                _USABLE[key] = _check(fn, q, causal)
+            if _USABLE[key]:
+                out, lse = fn(q, k, v, causal, scale)
+                return out, _as_lse(lse, q)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError:  # a kernel that does not take these inputs: the next one
+            _USABLE[key] = False
+    return _math(q, k, v, causal, scale)
+
+
+def merge_attention(o1: torch.Tensor, l1: torch.Tensor, o2: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
+    """Attention over the union of two disjoint key sets from the attention over each and its log-sum-exp.
+
+    o1, o2: (..., L, D); l1, l2: (..., L). Returns float32 (o1 e^(l1-m) + o2 e^(l2-m)) / (e^(l1-m) + e^(l2-m)).
+    """
+    m = torch.maximum(l1, l2)
+    w1, w2 = torch.exp(l1 - m)[..., None], torch.exp(l2 - m)[..., None]
+    return (o1.float() * w1 + o2.float() * w2) / (w1 + w2)
+
+
+def cascade_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                      attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                      cascade: _Pass | None = None, **kwargs) -> tuple[torch.Tensor, None]:
+    """The registered attention function: query (B, H, L, D), key/value (B, KV heads, L, D) -> (B, L, H, D)."""
+    if cascade is None:
+        raise RuntimeError(f"attention {ATTENTION!r} runs only inside hacalib.models.cascade's forwards")
+    if attention_mask is not None:
+        raise RuntimeError("cascade attention takes no attention mask (a custom 4-D mask reached it)")
+    layer = module.layer_idx
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    b, heads, n, d = query.shape
+    rep = heads // key.shape[1]
+    if cascade.prefix is None:  # prefix pass: keep this layer's K/V, plain causal attention (flash kernel)
+        cascade.recorded.keys[layer], cascade.recorded.values[layer] = key, value
+        out = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, is_causal=n > 1, scale=scale, enable_gqa=rep > 1)
+        return out.transpose(1, 2).contiguous(), None
+    pk, pv = cascade.prefix.keys[layer], cascade.prefix.values[layer]
+    kv_heads = pk.shape[1]
+    # (a) all segment tokens over the shared prefix, one call: (1, kv heads, rep * B * n, D) queries
+    q_all = query.transpose(0, 1).reshape(1, kv_heads, rep * b * n, d)
+    o1, l1 = attention_lse(q_all, pk, pv, causal=False, scale=scale)
+    o1 = o1.reshape(heads, b, n, d).transpose(0, 1)
+    l1 = l1.reshape(heads, b, n).transpose(0, 1)
+    # (b) each segment causally over itself (short rows: repeating K/V heads costs little)
+    if rep > 1:
+        key, value = key.repeat_interleave(rep, dim=1), value.repeat_interleave(rep, dim=1)
+    o2, l2 = attention_lse(query, key, value, causal=True, scale=scale)
+    out = merge_attention(o1, l1, o2, l2).to(query.dtype)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ATTENTION, cascade_attention)
+
+
+# ----------------------------------------------------------------------------- the two forwards
+
+
+@contextmanager
+def _cascade_attention(lm: torch.nn.Module) -> Iterator[None]:
+    """The language model's attention set to `ATTENTION` for the duration (its config's implementation restored)."""
+    old = lm.config._attn_implementation
+    lm.config._attn_implementation = ATTENTION
+    try:
+        yield
+    finally:
+        lm.config._attn_implementation = old
+
+
+def prefix_kv(model: torch.nn.Module, embeds: torch.Tensor) -> PrefixKV:
+    """Run a prefix (1, P, hidden) through the language model once; its per-layer keys and values."""
+    if embeds.dim() != 3 or embeds.shape[0] != 1 or embeds.shape[1] < 1:
+        raise ValueError(f"prefix_kv takes one prefix of shape (1, P >= 1, hidden), got {tuple(embeds.shape)}")
+    lm = family_of(model).language_model(model)
+    state = _Pass(None)
+    positions = torch.arange(embeds.shape[1], device=embeds.device)[None]
+    with _cascade_attention(lm):
+        lm(inputs_embeds=embeds, position_ids=positions, use_cache=False, cascade=state)
+    state.recorded.length = embeds.shape[1]
+    return state.recorded
+
+
+def segments_hidden(model: torch.nn.Module, prefix: PrefixKV, embeds: torch.Tensor) -> torch.Tensor:
+    """Last hidden states (S, n, hidden) of S right-padded segments (S, n, hidden) that follow `prefix`."""
+    lm = family_of(model).language_model(model)
+    s, n = embeds.shape[:2]
+    positions = (prefix.length + torch.arange(n, device=embeds.device))[None].expand(s, n)
+    with _cascade_attention(lm):
+        out = lm(inputs_embeds=embeds, position_ids=positions, use_cache=False, cascade=_Pass(prefix))
+    return out.last_hidden_state
+
+
+def cascade_hidden(
+    model: torch.nn.Module,
+    prefix_ids: Sequence[int],
+    segments: Sequence[Sequence[int]],
+    features: torch.Tensor,
+    *,
+    pad_id: int,
+    segments_per_forward: int = 32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Last hidden state at each segment's last token, (len(segments), hidden): the prefix once, segments after.
+
+    Args:
+        model: a model of a registered family (or its peft wrapper), in eval mode.
+        prefix_ids: the tokens every sequence starts with; it must hold all of the video's placeholder tokens.
+        segments: each sequence's remaining tokens (non-empty, no video placeholder).
+        features: (1, tokens per video, hidden) the video's features (`packing.video_features`).
+        pad_id: token that right-pads the segment rows (never seen by a real token).
+        segments_per_forward: most segments in one segment pass (bounds memory; the prefix runs once anyway).
+        device: where token ids go; default the features' device.
+    """
+    if not prefix_ids or not segments or any(len(s) == 0 for s in segments):
+        raise ValueError("cascade_hidden needs a non-empty prefix and non-empty segments")
+    if segments_per_forward < 1:
+        raise ValueError(f"segments_per_forward must be >= 1, got {segments_per_forward}")
+    family = family_of(model)
+    dev = torch.device(device) if device is not None else features.device
+    prefix = prefix_kv(model, family.embed_video(model, torch.tensor([list(prefix_ids)], device=dev), features))
+    out = []
+    for start in range(0, len(segments), segments_per_forward):
+        chunk = segments[start : start + segments_per_forward]
+        ids = torch.full((len(chunk), max(len(s) for s in chunk)), pad_id, dtype=torch.long)
+        for r, s in enumerate(chunk):
+            ids[r, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+        ids = ids.to(dev)
+        try:  # segments carry no video features: a placeholder outside the prefix is an error, not a silent zero
+            embeds = family.embed_video(model, ids, features.new_empty((len(chunk), 0, features.shape[-1])))
+        except ValueError as e:
+            raise ValueError(f"a segment holds video placeholder tokens; they must all sit in the prefix ({e})") from e
+        hidden = segments_hidden(model, prefix, embeds)
+        last = torch.tensor([len(s) - 1 for s in chunk], device=hidden.device)
+        out.append(hidden[torch.arange(len(chunk), device=hidden.device), last])
+    return torch.cat(out)
