@@ -61,6 +61,10 @@ def simulate(sd: dict[str, float], bases: int, seeds: int, items: int, reps: int
     return {k: {"coverage": hits[k] / reps, "median_width": float(np.median(widths[k]))} for k in hits}
 
 
+def _of(frame, test: str) -> np.ndarray:
+    return frame.loc[frame["test"] == test, "classic_vle"].to_numpy()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache-dir", default="cache")
@@ -74,7 +78,7 @@ def main() -> None:
     designs = [tuple(int(x) for x in d.split("x")) for d in args.designs.split(",")]
     rng = np.random.default_rng(0)
     for test in dict.fromkeys(next(iter(items.values()))["test"]):
-        x = np.stack([np.stack([items[(args.row, b, s)].query("test == @test")["classic_vle"].to_numpy()
+        x = np.stack([np.stack([_of(items[(args.row, b, s)], test)
                                 for s in exp.seeds]) for b in exp.base_seeds])
         sd = components(x)
         line = {"test": test, "items": x.shape[2], "sd": {k: round(v, 4) for k, v in sd.items()}}
