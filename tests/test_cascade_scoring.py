@@ -1,0 +1,175 @@
+"""Cascade (shared-prefix) attention: the merged attention on literal tensors, and P(yes) equal to naive and packed."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from hacalib import prompts
+from hacalib.models import build_toy_model, family_of
+from hacalib.models.cascade import (
+    ATTENTION,
+    PrefixKV,
+    _math,
+    _Pass,
+    attention_lse,
+    cascade_attention,
+    cascade_hidden,
+    merge_attention,
+)
+from hacalib.models.packing import PREFIX, dense_mask
+from hacalib.scoring.pyes import p_yes
+from hacalib.scoring.requests import ScoreRequest
+
+WORDS = "a the red blue green circle square triangle moves left right up down grows shrinks quickly slowly then it".split()
+ATOL = 1e-5
+CAPTIONS = [
+    "a red circle moves left", "the blue square grows quickly then it shrinks", "a triangle",
+    "a green square moves up slowly", "it grows", "the red triangle moves down then it moves right quickly",
+]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return build_toy_model(WORDS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+
+
+def _three_ways(model, proc, reqs, **cascade_kw):
+    naive = p_yes(model, proc, reqs, method="naive", batch_size=1)
+    packed = p_yes(model, proc, reqs, method="packed")
+    cascade = p_yes(model, proc, reqs, method="cascade", **cascade_kw)
+    assert cascade.dtype == np.float32 and not np.isnan(cascade).any()
+    np.testing.assert_allclose(cascade, naive, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(cascade, packed, atol=ATOL, rtol=0)
+    return cascade
+
+
+# ----------------------------------------------------------------------------- P(yes) on the toy model
+
+
+def test_one_caption_per_video(toy, frames):
+    model, proc = toy
+    reqs = [ScoreRequest(frames[i], CAPTIONS[i], video_id=f"v{i}") for i in range(3)]
+    _three_ways(model, proc, reqs)
+
+
+def test_several_captions_of_different_lengths(toy, frames):
+    model, proc = toy
+    # videos interleaved; v2's captions all start with "the red", so its shared prefix reaches into the captions
+    reqs = [ScoreRequest(frames[i % 2], c, video_id=f"v{i % 2}") for i, c in enumerate(CAPTIONS)]
+    reqs += [ScoreRequest(frames[2], c, video_id="v2") for c in ["the red circle", "the red square grows quickly",
+                                                                  "the red triangle moves left then it shrinks"]]
+    got = _three_ways(model, proc, reqs)
+    assert np.ptp(got) > 1e-4  # the captions give different scores, so a mix-up would show
+
+
+@pytest.mark.parametrize("per_pass", [1, 2, 4])
+def test_more_captions_than_segments_per_pack(toy, frames, per_pass):
+    model, proc = toy
+    reqs = [ScoreRequest(frames[0], c, video_id="v0") for c in CAPTIONS]
+    _three_ways(model, proc, reqs, segments_per_pack=per_pass)
+
+
+def test_attention_implementation_is_restored_and_segments_must_not_hold_video(toy, frames):
+    model, proc = toy
+    lm = family_of(model).language_model(model)
+    before = lm.config._attn_implementation
+    tok = proc.tokenizer
+    video = tok.convert_tokens_to_ids(prompts.VIDEO_TOKEN)
+    feats = torch.zeros(1, 3, lm.config.hidden_size)
+    with pytest.raises(ValueError, match="segment holds video placeholder"):
+        cascade_hidden(model, [tok.bos_token_id, video, video, video], [[5, 6], [video, 7]], feats,
+                       pad_id=tok.pad_token_id)
+    assert lm.config._attn_implementation == before != ATTENTION
+    p_yes(model, proc, [ScoreRequest(frames[0], "a triangle", video_id="v0")], method="cascade")
+    assert lm.config._attn_implementation == before
+    with pytest.raises(RuntimeError, match="only inside"):  # the registered function refuses a plain forward
+        cascade_attention(SimpleNamespace(layer_idx=0), *([torch.zeros(1, 1, 2, 4)] * 3), None)
+
+
+# ----------------------------------------------------------------------------- the mechanism on literal tensors
+
+
+def test_merge_of_two_key_sets_equals_attention_over_their_union():
+    q = torch.tensor([[[[1.0, 0.0], [0.5, -2.0]]]])  # (1, 1, 2, 2)
+    k = torch.tensor([[[[2.0, 1.0], [0.0, 3.0], [-1.0, 1.0], [4.0, -4.0], [0.5, 0.5]]]])
+    v = torch.tensor([[[[1.0, 2.0], [3.0, -1.0], [0.0, 0.0], [5.0, 1.0], [-2.0, 2.0]]]])
+    full, full_lse = _math(q, k, v, False, 1.0)
+    o1, l1 = _math(q, k[..., :2, :], v[..., :2, :], False, 1.0)
+    o2, l2 = _math(q, k[..., 2:, :], v[..., 2:, :], False, 1.0)
+    torch.testing.assert_close(merge_attention(o1, l1, o2, l2), full, atol=1e-5, rtol=1e-6)
+    torch.testing.assert_close(torch.logaddexp(l1, l2), full_lse, atol=1e-6, rtol=0)
+    # first row by hand: scores 2, 0 | -1, 4, 0.5
+    s = torch.tensor([2.0, 0.0, -1.0, 4.0, 0.5])
+    torch.testing.assert_close(full[0, 0, 0], torch.softmax(s, 0) @ v[0, 0], atol=1e-6, rtol=0)
+
+
+def test_attention_lse_kernel_equals_math():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, n, 8, generator=gen) for n in (5, 7, 7))
+    for causal, kk, vv in ((False, k, v), (True, k[..., :5, :], v[..., :5, :])):
+        out, lse = attention_lse(q, kk, vv, causal=causal, scale=0.4)
+        ref_out, ref_lse = _math(q, kk, vv, causal, 0.4)
+        torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=0)
+        torch.testing.assert_close(lse, ref_lse, atol=1e-5, rtol=0)
+        assert lse.shape == (2, 3, 5) and lse.dtype == torch.float32
+
+
+def _dense_reference(prefix_k, prefix_v, q, k, v, lengths, scale, leaky=False):
+    """The segment queries' attention over the packed sequence [prefix | seg 0 | seg 1 ...] with the block mask."""
+    heads, rep = q.shape[1], q.shape[1] // prefix_k.shape[1]
+    rows = lambda x, s, n: x[s, :, :n]  # noqa: E731
+    keys = torch.cat([prefix_k[0]] + [rows(k, s, n) for s, n in enumerate(lengths)], dim=1).repeat_interleave(rep, 0)
+    vals = torch.cat([prefix_v[0]] + [rows(v, s, n) for s, n in enumerate(lengths)], dim=1).repeat_interleave(rep, 0)
+    queries = torch.cat([torch.zeros(heads, prefix_k.shape[2], q.shape[-1])] + [rows(q, s, n) for s, n in
+                                                                                enumerate(lengths)], dim=1)
+    seg = torch.tensor([PREFIX] * prefix_k.shape[2] + [s for s, n in enumerate(lengths) for _ in range(n)])
+    mask = dense_mask(seg[None])[0, 0]
+    if leaky:  # the wrong mechanism: a segment also sees earlier segments
+        mask = torch.ones_like(mask).tril()
+    scores = (queries @ keys.transpose(-1, -2) * scale).masked_fill(~mask, float("-inf"))
+    out = torch.softmax(scores, -1) @ vals  # (heads, L, D)
+    starts = np.cumsum([prefix_k.shape[2]] + list(lengths))
+    return [out[:, starts[s] : starts[s] + n] for s, n in enumerate(lengths)]
+
+
+@pytest.mark.parametrize("kv_heads", [2, 1])  # 1: grouped-query attention, two query heads per K/V head
+def test_merged_attention_equals_one_dense_masked_attention(kv_heads):
+    gen = torch.Generator().manual_seed(1)
+    heads, d, p, lengths = 2, 4, 3, [2, 3, 1]
+    n = max(lengths)
+    prefix_k, prefix_v = (torch.randn(1, kv_heads, p, d, generator=gen) for _ in range(2))
+    q = torch.randn(len(lengths), heads, n, d, generator=gen)
+    k, v = (torch.randn(len(lengths), kv_heads, n, d, generator=gen) for _ in range(2))
+    for s, m in enumerate(lengths):  # padding with large values: it would show if a real token saw it
+        q[s, :, m:], k[s, :, m:], v[s, :, m:] = 50.0, 50.0, 1e3
+    module = SimpleNamespace(layer_idx=0)
+    state = _Pass(PrefixKV({0: prefix_k}, {0: prefix_v}, p))
+    out, _ = cascade_attention(module, q, k, v, None, scaling=0.7, cascade=state)
+    assert out.shape == (len(lengths), n, heads, d)
+    want = _dense_reference(prefix_k, prefix_v, q, k, v, lengths, 0.7)
+    leaky = _dense_reference(prefix_k, prefix_v, q, k, v, lengths, 0.7, leaky=True)
+    for s, m in enumerate(lengths):
+        got = out[s, :m].transpose(0, 1)  # (heads, m, D)
+        torch.testing.assert_close(got, want[s], atol=1e-5, rtol=0)
+        if s > 0:  # the reference tells a segment that sees another segment apart
+            assert not torch.allclose(got, leaky[s], atol=1e-3)
+
+
+def test_prefix_pass_records_keys_and_is_causal():
+    gen = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(1, 2, 4, 3, generator=gen) for _ in range(3))
+    state = _Pass(None)
+    out, _ = cascade_attention(SimpleNamespace(layer_idx=5), q, k, v, None, scaling=0.5, cascade=state)
+    assert state.recorded.keys[5] is k and state.recorded.values[5] is v
+    ref, _ = _math(q, k, v, True, 0.5)
+    torch.testing.assert_close(out, ref.transpose(1, 2), atol=1e-6, rtol=0)
