@@ -13,6 +13,7 @@ from hacalib.models import build_toy_model, family_of
 from hacalib.models.cascade import (
     ATTENTION,
     PrefixKV,
+    SegmentLayout,
     _math,
     _Pass,
     attention_lse,
@@ -87,8 +88,7 @@ def test_attention_implementation_is_restored_and_segments_must_not_hold_video(t
     video = tok.convert_tokens_to_ids(prompts.VIDEO_TOKEN)
     feats = torch.zeros(1, 3, lm.config.hidden_size)
     with pytest.raises(ValueError, match="segment holds video placeholder"):
-        cascade_hidden(model, [tok.bos_token_id, video, video, video], [[5, 6], [video, 7]], feats,
-                       pad_id=tok.pad_token_id)
+        cascade_hidden(model, [tok.bos_token_id, video, video, video], [[5, 6], [video, 7]], feats)
     assert lm.config._attn_implementation == before != ATTENTION
     p_yes(model, proc, [ScoreRequest(frames[0], "a triangle", video_id="v0")], method="cascade")
     assert lm.config._attn_implementation == before
@@ -125,44 +125,48 @@ def test_attention_lse_kernel_equals_math():
 
 
 def _dense_reference(prefix_k, prefix_v, q, k, v, lengths, scale, leaky=False):
-    """The segment queries' attention over the packed sequence [prefix | seg 0 | seg 1 ...] with the block mask."""
-    heads, rep = q.shape[1], q.shape[1] // prefix_k.shape[1]
-    rows = lambda x, s, n: x[s, :, :n]  # noqa: E731
-    keys = torch.cat([prefix_k[0]] + [rows(k, s, n) for s, n in enumerate(lengths)], dim=1).repeat_interleave(rep, 0)
-    vals = torch.cat([prefix_v[0]] + [rows(v, s, n) for s, n in enumerate(lengths)], dim=1).repeat_interleave(rep, 0)
-    queries = torch.cat([torch.zeros(heads, prefix_k.shape[2], q.shape[-1])] + [rows(q, s, n) for s, n in
-                                                                                enumerate(lengths)], dim=1)
-    seg = torch.tensor([PREFIX] * prefix_k.shape[2] + [s for s, n in enumerate(lengths) for _ in range(n)])
+    """Segment queries' attention (heads, T, D) over the packed sequence [prefix | seg 0 | seg 1 ...], block mask."""
+    heads, rep, p = q.shape[1], q.shape[1] // prefix_k.shape[1], prefix_k.shape[2]
+    keys = torch.cat([prefix_k[0], k[0]], dim=1).repeat_interleave(rep, 0)
+    vals = torch.cat([prefix_v[0], v[0]], dim=1).repeat_interleave(rep, 0)
+    queries = torch.cat([torch.zeros(heads, p, q.shape[-1]), q[0]], dim=1)
+    seg = torch.tensor([PREFIX] * p + [s for s, n in enumerate(lengths) for _ in range(n)])
     mask = dense_mask(seg[None])[0, 0]
     if leaky:  # the wrong mechanism: a segment also sees earlier segments
         mask = torch.ones_like(mask).tril()
     scores = (queries @ keys.transpose(-1, -2) * scale).masked_fill(~mask, float("-inf"))
-    out = torch.softmax(scores, -1) @ vals  # (heads, L, D)
-    starts = np.cumsum([prefix_k.shape[2]] + list(lengths))
-    return [out[:, starts[s] : starts[s] + n] for s, n in enumerate(lengths)]
+    return (torch.softmax(scores, -1) @ vals)[:, p:]
+
+
+def test_segment_layout_round_trip():
+    layout = SegmentLayout.of([2, 3, 1], "cpu")
+    assert layout.slot.tolist() == [0, 1, 3, 4, 5, 6] and layout.ends.tolist() == [1, 4, 5]
+    assert layout.offsets().tolist() == [0, 1, 0, 1, 2, 0]
+    x = torch.arange(12.0).reshape(1, 2, 6, 1)
+    rows = layout.to_rows(x)
+    assert rows.shape == (3, 2, 3, 1)
+    assert rows[1, 0, :, 0].tolist() == [2.0, 3.0, 4.0] and rows[2, 1, :, 0].tolist() == [11.0, 0.0, 0.0]
+    torch.testing.assert_close(layout.from_rows(rows), x)
 
 
 @pytest.mark.parametrize("kv_heads", [2, 1])  # 1: grouped-query attention, two query heads per K/V head
 def test_merged_attention_equals_one_dense_masked_attention(kv_heads):
     gen = torch.Generator().manual_seed(1)
     heads, d, p, lengths = 2, 4, 3, [2, 3, 1]
-    n = max(lengths)
+    t = sum(lengths)
     prefix_k, prefix_v = (torch.randn(1, kv_heads, p, d, generator=gen) for _ in range(2))
-    q = torch.randn(len(lengths), heads, n, d, generator=gen)
-    k, v = (torch.randn(len(lengths), kv_heads, n, d, generator=gen) for _ in range(2))
-    for s, m in enumerate(lengths):  # padding with large values: it would show if a real token saw it
-        q[s, :, m:], k[s, :, m:], v[s, :, m:] = 50.0, 50.0, 1e3
+    q = torch.randn(1, heads, t, d, generator=gen)
+    k, v = (torch.randn(1, kv_heads, t, d, generator=gen) for _ in range(2))
     module = SimpleNamespace(layer_idx=0)
-    state = _Pass(PrefixKV({0: prefix_k}, {0: prefix_v}, p))
+    state = _Pass(PrefixKV({0: prefix_k}, {0: prefix_v}, p), SegmentLayout.of(lengths, "cpu"))
     out, _ = cascade_attention(module, q, k, v, None, scaling=0.7, cascade=state)
-    assert out.shape == (len(lengths), n, heads, d)
-    want = _dense_reference(prefix_k, prefix_v, q, k, v, lengths, 0.7)
+    assert out.shape == (1, t, heads, d)
+    got = out[0].transpose(0, 1)  # (heads, T, D)
+    torch.testing.assert_close(got, _dense_reference(prefix_k, prefix_v, q, k, v, lengths, 0.7), atol=1e-5, rtol=0)
+    # the reference tells a segment that sees another segment apart (segments 1 and 2 follow others)
     leaky = _dense_reference(prefix_k, prefix_v, q, k, v, lengths, 0.7, leaky=True)
-    for s, m in enumerate(lengths):
-        got = out[s, :m].transpose(0, 1)  # (heads, m, D)
-        torch.testing.assert_close(got, want[s], atol=1e-5, rtol=0)
-        if s > 0:  # the reference tells a segment that sees another segment apart
-            assert not torch.allclose(got, leaky[s], atol=1e-3)
+    for start, end in ((2, 5), (5, 6)):
+        assert not torch.allclose(got[:, start:end], leaky[:, start:end], atol=1e-3)
 
 
 def test_prefix_pass_records_keys_and_is_causal():

@@ -6,13 +6,15 @@ attention without any mask, in two forwards per video:
 
 1. **prefix pass**: the prefix (the video's common tokens, `<video>` features included) alone, causal attention
    with no mask (the flash kernel); every layer's keys and values (after RoPE) are kept (`PrefixKV`);
-2. **segment pass**: all segments (caption remainders) as a batch of rows, right-padded, positions continuing
-   from the end of the prefix (as `packing.pack` numbers them). Each attention layer combines
+2. **segment pass**: all segments (caption remainders) concatenated into one row without padding, so the
+   projections and MLPs see only real tokens; positions continue from the end of the prefix (as
+   `packing.pack` numbers them). Each attention layer combines
    (a) every segment query over the prefix keys/values: one unmasked call with all segment tokens as queries
        (heads that share a key/value head are stacked along the query axis, so the prefix K/V are used as
        they are, never copied per segment or per head), and
-   (b) each segment causally over its own keys/values (segments as the batch; pads sit after the real
-       tokens, so no real token sees one),
+   (b) each segment causally over its own keys/values: the segments' q/k/v scattered into a right-padded
+       (segments, heads, longest, head dim) grid, one causal call with segments as the batch (pads sit after
+       the real tokens, so no real token sees one), gathered back,
    merged exactly with their log-sum-exps (`merge_attention`):
    out = (o1 exp(l1 - m) + o2 exp(l2 - m)) / (exp(l1 - m) + exp(l2 - m)), m = max(l1, l2), in float32.
 
@@ -59,11 +61,48 @@ class PrefixKV:
     length: int = 0
 
 
+@dataclass
+class SegmentLayout:
+    """Where the T concatenated segment tokens sit in a right-padded (rows, width) grid.
+
+    slot: (T,) flat grid index (row * width + offset) of each token; ends: (rows,) each segment's last token in T.
+    """
+
+    rows: int
+    width: int
+    slot: torch.Tensor
+    ends: torch.Tensor
+
+    @classmethod
+    def of(cls, lengths: Sequence[int], device: torch.device | str) -> "SegmentLayout":
+        width = max(lengths)
+        slot = torch.cat([torch.arange(n) + r * width for r, n in enumerate(lengths)])
+        ends = torch.tensor(lengths).cumsum(0) - 1
+        return cls(len(lengths), width, slot.to(device), ends.to(device))
+
+    def offsets(self) -> torch.Tensor:
+        """(T,) each token's offset inside its segment."""
+        return self.slot % self.width
+
+    def to_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, H, T, D) -> (rows, H, width, D), zeros in the padding."""
+        heads, d = x.shape[1], x.shape[-1]
+        grid = x.new_zeros(heads, self.rows * self.width, d)
+        grid[:, self.slot] = x[0]
+        return grid.view(heads, self.rows, self.width, d).transpose(0, 1).contiguous()
+
+    def from_rows(self, y: torch.Tensor) -> torch.Tensor:
+        """(rows, H, width, ...) -> (1, H, T, ...), the padding dropped."""
+        flat = y.transpose(0, 1).reshape(y.shape[1], self.rows * self.width, *y.shape[3:])
+        return flat[:, self.slot][None]
+
+
 class _Pass:
     """What one forward tells the attention layers: record the prefix (prefix=None) or attend over it."""
 
-    def __init__(self, prefix: PrefixKV | None):
+    def __init__(self, prefix: PrefixKV | None, layout: SegmentLayout | None = None):
         self.prefix = prefix
+        self.layout = layout
         self.recorded = PrefixKV()
 
 
@@ -162,7 +201,10 @@ def merge_attention(o1: torch.Tensor, l1: torch.Tensor, o2: torch.Tensor, l2: to
 def cascade_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
                       cascade: _Pass | None = None, **kwargs) -> tuple[torch.Tensor, None]:
-    """The registered attention function: query (B, H, L, D), key/value (B, KV heads, L, D) -> (B, L, H, D)."""
+    """The registered attention function: query (B, H, L, D), key/value (B, KV heads, L, D) -> (B, L, H, D).
+
+    B is 1 in both passes: the prefix, or all segments concatenated (`SegmentLayout` says where each one is).
+    """
     if cascade is None:
         raise RuntimeError(f"attention {ATTENTION!r} runs only inside hacalib.models.cascade's forwards")
     if attention_mask is not None:
@@ -176,18 +218,19 @@ def cascade_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
         out = torch.nn.functional.scaled_dot_product_attention(
             query, key, value, is_causal=n > 1, scale=scale, enable_gqa=rep > 1)
         return out.transpose(1, 2).contiguous(), None
+    if b != 1 or cascade.layout is None:
+        raise RuntimeError(f"the segment pass takes one row of concatenated segments, got a batch of {b}")
     pk, pv = cascade.prefix.keys[layer], cascade.prefix.values[layer]
     kv_heads = pk.shape[1]
-    # (a) all segment tokens over the shared prefix, one call: (1, kv heads, rep * B * n, D) queries
-    q_all = query.transpose(0, 1).reshape(1, kv_heads, rep * b * n, d)
-    o1, l1 = attention_lse(q_all, pk, pv, causal=False, scale=scale)
-    o1 = o1.reshape(heads, b, n, d).transpose(0, 1)
-    l1 = l1.reshape(heads, b, n).transpose(0, 1)
-    # (b) each segment causally over itself (short rows: repeating K/V heads costs little)
+    # (a) all segment tokens over the shared prefix, one call: (1, kv heads, rep * n, D) queries
+    o1, l1 = attention_lse(query.reshape(1, kv_heads, rep * n, d), pk, pv, causal=False, scale=scale)
+    o1, l1 = o1.reshape(1, heads, n, d), l1.reshape(1, heads, n)
+    # (b) each segment causally over itself, segments as rows (short: repeating K/V heads costs little)
     if rep > 1:
         key, value = key.repeat_interleave(rep, dim=1), value.repeat_interleave(rep, dim=1)
-    o2, l2 = attention_lse(query, key, value, causal=True, scale=scale)
-    out = merge_attention(o1, l1, o2, l2).to(query.dtype)
+    grid = cascade.layout
+    o2, l2 = attention_lse(grid.to_rows(query), grid.to_rows(key), grid.to_rows(value), causal=True, scale=scale)
+    out = merge_attention(o1, l1, grid.from_rows(o2), grid.from_rows(l2)).to(query.dtype)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -221,13 +264,13 @@ def prefix_kv(model: torch.nn.Module, embeds: torch.Tensor) -> PrefixKV:
     return state.recorded
 
 
-def segments_hidden(model: torch.nn.Module, prefix: PrefixKV, embeds: torch.Tensor) -> torch.Tensor:
-    """Last hidden states (S, n, hidden) of S right-padded segments (S, n, hidden) that follow `prefix`."""
+def segments_hidden(model: torch.nn.Module, prefix: PrefixKV, embeds: torch.Tensor,
+                    layout: SegmentLayout) -> torch.Tensor:
+    """Last hidden states (1, T, hidden) of segments concatenated into one row (1, T, hidden) after `prefix`."""
     lm = family_of(model).language_model(model)
-    s, n = embeds.shape[:2]
-    positions = (prefix.length + torch.arange(n, device=embeds.device))[None].expand(s, n)
+    positions = (prefix.length + layout.offsets())[None]
     with _cascade_attention(lm):
-        out = lm(inputs_embeds=embeds, position_ids=positions, use_cache=False, cascade=_Pass(prefix))
+        out = lm(inputs_embeds=embeds, position_ids=positions, use_cache=False, cascade=_Pass(prefix, layout))
     return out.last_hidden_state
 
 
@@ -237,7 +280,6 @@ def cascade_hidden(
     segments: Sequence[Sequence[int]],
     features: torch.Tensor,
     *,
-    pad_id: int,
     segments_per_forward: int = 32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -248,7 +290,6 @@ def cascade_hidden(
         prefix_ids: the tokens every sequence starts with; it must hold all of the video's placeholder tokens.
         segments: each sequence's remaining tokens (non-empty, no video placeholder).
         features: (1, tokens per video, hidden) the video's features (`packing.video_features`).
-        pad_id: token that right-pads the segment rows (never seen by a real token).
         segments_per_forward: most segments in one segment pass (bounds memory; the prefix runs once anyway).
         device: where token ids go; default the features' device.
     """
@@ -262,15 +303,11 @@ def cascade_hidden(
     out = []
     for start in range(0, len(segments), segments_per_forward):
         chunk = segments[start : start + segments_per_forward]
-        ids = torch.full((len(chunk), max(len(s) for s in chunk)), pad_id, dtype=torch.long)
-        for r, s in enumerate(chunk):
-            ids[r, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-        ids = ids.to(dev)
+        ids = torch.tensor([[t for s in chunk for t in s]], dtype=torch.long, device=dev)
         try:  # segments carry no video features: a placeholder outside the prefix is an error, not a silent zero
-            embeds = family.embed_video(model, ids, features.new_empty((len(chunk), 0, features.shape[-1])))
+            embeds = family.embed_video(model, ids, features.new_empty((1, 0, features.shape[-1])))
         except ValueError as e:
             raise ValueError(f"a segment holds video placeholder tokens; they must all sit in the prefix ({e})") from e
-        hidden = segments_hidden(model, prefix, embeds)
-        last = torch.tensor([len(s) - 1 for s in chunk], device=hidden.device)
-        out.append(hidden[torch.arange(len(chunk), device=hidden.device), last])
+        layout = SegmentLayout.of([len(s) for s in chunk], dev)
+        out.append(segments_hidden(model, prefix, embeds, layout)[0, layout.ends])
     return torch.cat(out)

@@ -82,8 +82,7 @@ def iter_pyes(
     texts = [template.entail_prompt(requests[i].caption) for i in todo]
     seq = dict(zip(todo, prompt_ids(tok, texts, nvt, template))) if todo else {}  # request index -> prompt ids
     if method == "cascade":
-        yield from _cascade_groups(model, requests, groups, seq, load, tok.pad_token_id, (yes, no), segments_per_pack,
-                                   dev)
+        yield from _cascade_groups(model, requests, groups, seq, load, (yes, no), segments_per_pack, dev)
         return
 
     # Work units: (group number, request indices); naive: batch_size pairs, packed: one packed sequence.
@@ -126,15 +125,14 @@ def iter_pyes(
                     yield requests[g[0]].key(), g, np.array([results.pop(i) for i in g], dtype=np.float32)
 
 
-def _cascade_groups(model, requests, groups, seq, load, pad_id, yes_no, segments_per_pack, dev):
+def _cascade_groups(model, requests, groups, seq, load, yes_no, segments_per_pack, dev):
     """`iter_pyes` with method="cascade": per video, the prefix once, its captions in segment passes."""
     family = family_of(model)
     with torch.inference_mode():
         for g in groups:
             prefix, segs = split_prefix([seq[i] for i in g])
             feats = video_features(model, load(requests[g[0]])[None])
-            hidden = cascade_hidden(model, prefix, segs, feats, pad_id=pad_id, segments_per_forward=segments_per_pack,
-                                    device=dev)
+            hidden = cascade_hidden(model, prefix, segs, feats, segments_per_forward=segments_per_pack, device=dev)
             scores = _pyes(family.lm_head(model)(hidden), *yes_no)
             yield requests[g[0]].key(), g, scores.cpu().numpy().astype(np.float32)
 
