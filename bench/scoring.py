@@ -2,12 +2,19 @@
 
 Runs every method in one process on the same inputs (random frames, random captions, 32 per video) and
 prints one JSON line last: {"bench", "device", "baseline_per_s", "improved_per_s", "speedup",
-"max_abs_diff", ...}. Methods (all `hacalib.scoring.pyes.p_yes`):
+"max_abs_diff", ...}; before it, one `# method: N pairs/s` line per method as it finishes. Methods (all
+`hacalib.scoring.pyes.p_yes`):
 
 - baseline: method="naive", batch_size=1 — one full forward per (video, caption), vision tower included;
-- batched naive: method="naive", batch_size=--naive-batch (reported as `batched_naive_per_s`);
-- improved: method="packed" — the vision tower once per video, one packed sequence per video,
-  lm_head at the answer positions only.
+- batched naive: method="naive", batch_size=--naive-batch (reported as `batched_naive_per_s`; skipped with
+  --skip-batched-naive);
+- improved: method="packed" — the vision tower once per video, one packed sequence per video (dense block
+  mask), lm_head at the answer positions only;
+- cascade: method="cascade" — the video's prefix once (causal, no mask), its captions as a batch of segments
+  attending to the kept prefix keys/values (`cascade_per_s`, `cascade_vs_packed` = its speed over packed's,
+  `max_abs_diff_cascade` against the baseline);
+- flex (--flex, timed last): the packed method with a FlexAttention block mask (`improved_flex_per_s`; a
+  failure, or running past --flex-timeout seconds, is reported as `flex_error`, the other numbers stand).
 
 Processed videos are cached before timing for every method (decoding is not what is compared).
 
@@ -18,7 +25,8 @@ Shapes:
   -> 2,056 video tokens. The word-level toy tokenizer stands in for Llama's (no download), so captions
   are a few tokens shorter than real ones. Needs CUDA; never built on the CPU.
 
-Usage: python bench/scoring.py [--shape small|7b] [--videos N] [--captions 32] [--repeats 3]
+Usage: python bench/scoring.py [--shape small|7b] [--videos N] [--captions 32] [--repeats 3] [--flex]
+       [--flex-timeout S] [--naive-repeats N] [--skip-batched-naive]
 """
 
 from __future__ import annotations
@@ -26,13 +34,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import statistics
 import time
 
 import numpy as np
 import torch
 
-from hacalib.models import build_toy_model, build_toy_processor
+from hacalib.models import build_toy_model, build_toy_processor, family_of
 from hacalib.scoring.pyes import p_yes
 from hacalib.scoring.requests import ScoreRequest, VideoLoader
 
@@ -107,8 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--naive-batch", type=int, default=8, help="pairs per forward for the batched naive method")
     ap.add_argument("--packed-batch", type=int, default=1, help="packed sequences (videos) per forward")
     ap.add_argument("--flex", action="store_true", help="also time the packed method with a FlexAttention block mask")
+    ap.add_argument("--flex-timeout", type=int, default=0, help="give up on flex after this many seconds (0: never)")
+    ap.add_argument("--naive-repeats", type=int, default=None,
+                    help="timed runs of the batch-1 baseline (default: --repeats); it is also the P(yes) reference")
+    ap.add_argument("--skip-batched-naive", action="store_true", help="do not time the batched naive method")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     args = ap.parse_args(argv)
+    if args.repeats < 1 or (args.naive_repeats is not None and args.naive_repeats < 1):
+        ap.error("--repeats and --naive-repeats must be >= 1")
     torch.set_num_threads(args.threads)
 
     if args.shape == "7b":
@@ -134,10 +149,21 @@ def main(argv: list[str] | None = None) -> dict:
         return lambda: p_yes(model, processor, reqs, video_cache=cache, **kw)
 
     n = len(reqs)
-    t_base, base = timed(run(method="naive", batch_size=1), args.repeats, sync)
-    t_batched, batched = timed(run(method="naive", batch_size=args.naive_batch), args.repeats, sync)
+
+    reference: list[np.ndarray] = []  # the batch-1 naive scores, once measured
+
+    def measure(name, repeats=args.repeats, **kw):
+        seconds, scores = timed(run(**kw), repeats, sync)
+        diff = f", max |P(yes) diff| vs naive {np.abs(scores - reference[0]).max():.2e}" if reference else ""
+        print(f"# {name}: {n / seconds:.1f} pairs/s{diff}", flush=True)
+        reference.append(scores)
+        return seconds, scores
+
+    naive_repeats = args.repeats if args.naive_repeats is None else args.naive_repeats
+    t_base, base = measure("naive (batch 1)", naive_repeats, method="naive", batch_size=1)
     packed_kw = dict(method="packed", batch_size=args.packed_batch, segments_per_pack=args.captions)
-    t_packed, packed = timed(run(**packed_kw), args.repeats, sync)
+    t_packed, packed = measure("packed", **packed_kw)
+    t_cascade, cascade = measure("cascade", method="cascade", segments_per_pack=args.captions)
     result = {
         "bench": "scoring",
         "shape": args.shape,
@@ -148,24 +174,42 @@ def main(argv: list[str] | None = None) -> dict:
         "pairs": n,
         "baseline": "naive, one full forward per pair (batch 1)",
         "baseline_per_s": n / t_base,
-        "batched_naive_per_s": n / t_batched,
-        "naive_batch": args.naive_batch,
         "improved": "packed, one sequence per video, vision once per video",
         "improved_per_s": n / t_packed,
         "speedup": t_base / t_packed,
-        "speedup_vs_batched_naive": t_batched / t_packed,
         "max_abs_diff": float(np.abs(packed - base).max()),
-        "max_abs_diff_batched_naive": float(np.abs(batched - base).max()),
+        "cascade": "cascade, the prefix once per video, captions as segments over its kept keys/values",
+        "cascade_per_s": n / t_cascade,
+        "cascade_vs_packed": t_packed / t_cascade,
+        "max_abs_diff_cascade": float(np.abs(cascade - base).max()),
         "pyes_std": float(base.std()),
     }
+    if not args.skip_batched_naive:
+        t_batched, batched = measure("batched naive", method="naive", batch_size=args.naive_batch)
+        result.update(
+            batched_naive_per_s=n / t_batched, naive_batch=args.naive_batch,
+            speedup_vs_batched_naive=t_batched / t_packed,
+            max_abs_diff_batched_naive=float(np.abs(batched - base).max()),
+        )
     if args.flex:
-        lm = model.model.language_model
+        lm = family_of(model).language_model(model)
         old = lm.config._attn_implementation
         lm.config._attn_implementation = "flex_attention"
+        def give_up(signum, frame):
+            raise TimeoutError(f"flex still running after --flex-timeout {args.flex_timeout} s")
+
+        previous = signal.signal(signal.SIGALRM, give_up) if args.flex_timeout else None
+        signal.alarm(args.flex_timeout)
         try:
-            t_flex, flex = timed(run(**packed_kw), args.repeats, sync)
+            t_flex, flex = measure("packed, flex attention", **packed_kw)
             result.update(improved_flex_per_s=n / t_flex, max_abs_diff_flex=float(np.abs(flex - base).max()))
+        except Exception as e:  # noqa: BLE001  (FlexAttention may not compile here; the other numbers stand)
+            result.update(flex_error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+            print(f"# packed, flex attention: failed ({result['flex_error']})", flush=True)
         finally:
+            signal.alarm(0)
+            if previous is not None:
+                signal.signal(signal.SIGALRM, previous)
             lm.config._attn_implementation = old
     result.update(torch=torch.__version__, transformers=__import__("transformers").__version__)
     print(json.dumps(result))

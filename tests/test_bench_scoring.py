@@ -28,6 +28,8 @@ def test_small_run_prints_one_json_line_last(bench, capsys):
     assert result["pairs"] == 6 and result["bench"] == "scoring"
     assert result["max_abs_diff"] < 1e-5 and result["max_abs_diff_batched_naive"] < 1e-5
     assert result["speedup"] == pytest.approx(result["improved_per_s"] / result["baseline_per_s"])
+    assert result["max_abs_diff_cascade"] < 1e-5
+    assert result["cascade_vs_packed"] == pytest.approx(result["cascade_per_s"] / result["improved_per_s"])
 
 
 def test_7b_shape_on_meta_device(bench):
