@@ -177,3 +177,23 @@ def test_prefix_pass_records_keys_and_is_causal():
     assert state.recorded.keys[5] is k and state.recorded.values[5] is v
     ref, _ = _math(q, k, v, True, 0.5)
     torch.testing.assert_close(out, ref.transpose(1, 2), atol=1e-6, rtol=0)
+
+
+def test_lora_wrapped_model_and_methods_elsewhere(frames):
+    from hacalib.models import add_lora
+    from hacalib.scoring.loglik import caption_loglik
+
+    model, proc = build_toy_model(WORDS, seed=1)
+    torch.manual_seed(0)
+    peft_model = add_lora(model, r=4, dropout=0.0).eval()
+    with torch.no_grad():  # LoRA B starts at zero; make the adapters change the output
+        for name, w in peft_model.named_parameters():
+            if "lora_B" in name:
+                w.normal_(0, 0.5)
+    reqs = [ScoreRequest(frames[i % 2], c, video_id=f"v{i % 2}") for i, c in enumerate(CAPTIONS)]
+    cascade = _three_ways(peft_model, proc, reqs)
+    with peft_model.disable_adapter():
+        base = p_yes(peft_model, proc, reqs, method="cascade")
+    assert np.abs(base - cascade).max() > 1e-3  # the adapters are used by the cascade path
+    with pytest.raises(ValueError, match="unknown scoring method"):  # only P(yes) has a cascade path
+        caption_loglik(model, proc, reqs, method="cascade")

@@ -31,6 +31,7 @@ from ..models import answer_token_ids, family_of, num_video_tokens, prompt_ids
 from ..models.cascade import cascade_hidden
 from ..models.packing import collate_packed, logits_at, pack, packed_hidden, split_prefix, video_features
 from .requests import (
+    PYES_METHODS,
     ScoreRequest,
     VideoLoader,
     check_method,
@@ -65,7 +66,7 @@ def iter_pyes(
 
     Arguments as `p_yes`; `skip` holds video keys not to score (already done).
     """
-    check_method(method, batch_size, segments_per_pack)
+    check_method(method, batch_size, segments_per_pack, PYES_METHODS)
     for i, r in enumerate(requests):  # a blank description would still get a P(yes): never a silent score
         if not isinstance(r.caption, str) or not r.caption.strip():
             raise ValueError(f"request {i} (video {r.key()!r}) has an empty caption {r.caption!r}")

@@ -14,8 +14,9 @@ import torch
 
 from ..models import preprocess_videos, processed_video_fn
 
-# scoring methods: packed prefix reuse (default), one full forward per pair, or the prefix once with cascade attention
-METHODS = ("packed", "naive", "cascade")
+METHODS = ("packed", "naive")  # scoring methods: packed prefix reuse (default) or one full forward per pair
+# P(yes) also has "cascade": the prefix once, captions attending to its kept keys/values (hacalib.models.cascade)
+PYES_METHODS = METHODS + ("cascade",)
 
 @dataclass(frozen=True)
 class ScoreRequest:
@@ -103,8 +104,9 @@ def naive_logits(model, ids, att, pv, device) -> torch.Tensor:
     return out.logits
 
 
-def check_method(method: str, batch_size: int, segments_per_pack: int) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown scoring method {method!r}; choose one of {METHODS}")
+def check_method(method: str, batch_size: int, segments_per_pack: int, methods: tuple[str, ...] = METHODS) -> None:
+    """Refuse a method the scorer does not have (`methods`) and batch sizes below 1."""
+    if method not in methods:
+        raise ValueError(f"unknown scoring method {method!r}; choose one of {methods}")
     if batch_size < 1 or segments_per_pack < 1:
         raise ValueError(f"batch_size and segments_per_pack must be >= 1, got {batch_size}, {segments_per_pack}")
