@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hacalib import prompts
-from hacalib.models import build_toy_model, family_of
+from hacalib.models import family_of
 from hacalib.models.cascade import (
     ATTENTION,
     PrefixKV,
@@ -25,23 +25,8 @@ from hacalib.models.packing import PREFIX, dense_mask
 from hacalib.scoring.pyes import p_yes
 from hacalib.scoring.requests import ScoreRequest
 
-WORDS = "a the red blue green circle square triangle moves left right up down grows shrinks quickly slowly then it".split()
-ATOL = 1e-5
-CAPTIONS = [
-    "a red circle moves left", "the blue square grows quickly then it shrinks", "a triangle",
-    "a green square moves up slowly", "it grows", "the red triangle moves down then it moves right quickly",
-]
-
-
-@pytest.fixture(scope="module")
-def toy():
-    return build_toy_model(WORDS, seed=0)
-
-
-@pytest.fixture(scope="module")
-def frames():
-    rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+# the toy model, frames and captions of the packed-scoring tests, so both compare the same inputs
+from test_score import ATOL, CAPTIONS, frames, lora_toy, toy  # noqa: E402,F401  (fixtures)
 
 
 def _three_ways(model, proc, reqs, **cascade_kw):
@@ -180,16 +165,9 @@ def test_prefix_pass_records_keys_and_is_causal():
 
 
 def test_lora_wrapped_model_and_methods_elsewhere(frames):
-    from hacalib.models import add_lora
     from hacalib.scoring.loglik import caption_loglik
 
-    model, proc = build_toy_model(WORDS, seed=1)
-    torch.manual_seed(0)
-    peft_model = add_lora(model, r=4, dropout=0.0).eval()
-    with torch.no_grad():  # LoRA B starts at zero; make the adapters change the output
-        for name, w in peft_model.named_parameters():
-            if "lora_B" in name:
-                w.normal_(0, 0.5)
+    model, proc, peft_model = lora_toy()
     reqs = [ScoreRequest(frames[i % 2], c, video_id=f"v{i % 2}") for i, c in enumerate(CAPTIONS)]
     cascade = _three_ways(peft_model, proc, reqs)
     with peft_model.disable_adapter():

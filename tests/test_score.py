@@ -190,7 +190,8 @@ def test_score_to_file_refuses_other_inputs(toy, video_files, tmp_path):
         score_to_file(model, proc, [ScoreRequest(np.zeros((8, 32, 32, 3), np.uint8), "a")], tmp_path / "x.csv")
 
 
-def test_lora_wrapped_model_packed_equals_naive(frames):
+def lora_toy():
+    """A toy model wrapped in LoRA adapters whose B matrices are random (so the adapters change the output)."""
     from hacalib.models import add_lora
 
     model, proc = build_toy_model(WORDS, seed=1)
@@ -200,6 +201,11 @@ def test_lora_wrapped_model_packed_equals_naive(frames):
         for name, w in peft_model.named_parameters():
             if "lora_B" in name:
                 w.normal_(0, 0.5)
+    return model, proc, peft_model
+
+
+def test_lora_wrapped_model_packed_equals_naive(frames):
+    model, proc, peft_model = lora_toy()
     reqs = _requests(frames)
     naive = p_yes(peft_model, proc, reqs, method="naive", batch_size=2)
     packed = p_yes(peft_model, proc, reqs)
