@@ -90,8 +90,8 @@ def _select(df: pd.DataFrame, group: str, value) -> pd.DataFrame:
 
 
 def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Sequence[str], *,
-                   collapsed: set[tuple] = frozenset(), bounds: tuple[float, float] | None = (0.0, 1.0),
-                   **_unused) -> pd.DataFrame:
+                   collapsed: set[tuple] = frozenset(), bounds: tuple[float, float] | None = (0.0, 1.0)
+                   ) -> pd.DataFrame:
     """Tidy summary: row, <group>, metric, value, ci_low, ci_high, ci, bases, runs, items, collapsed_runs.
 
     Every interval is `hacalib.metrics.nested_interval`: over base models, fine-tuning seeds and items.
