@@ -1,4 +1,4 @@
-"""Shared test fixtures. Real data samples live in ../shared/fixtures (not in this repo)."""
+"""Shared test fixtures. Real CSV samples ship in hacalib/samples; the real video and tokenizers live in ../shared/fixtures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
 def shared_fixtures() -> Path:
     """Path to ../shared/fixtures; tests that need it skip with a reason when it is absent."""
     if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"real data samples not found at {SHARED_FIXTURES} (only present in the team's checkout)")
+        pytest.skip(f"real video / tokenizer fixtures not found at {SHARED_FIXTURES} (only present in the team's checkout)")
     return SHARED_FIXTURES
 
 

@@ -30,11 +30,10 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(tmp_path):
     assert "eval.csv" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.fixtures
-def test_score_retrieval_on_the_real_videocon_scores(shared_fixtures, capsys):
-    d = shared_fixtures / "ssv2_temporal"
-    assert main(["score-retrieval", "--matrix", str(d / "eval_ssv2_temporal.csv"),
-                 "--scores", str(d / "eval_ssv2_temporal_scores.csv")]) == 0
+def test_score_retrieval_on_the_real_videocon_scores(capsys):
+    from hacalib.samples import SSV2_TEMPORAL_MATRIX, SSV2_TEMPORAL_SCORES
+
+    assert main(["score-retrieval", "--matrix", str(SSV2_TEMPORAL_MATRIX), "--scores", str(SSV2_TEMPORAL_SCORES)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert abs(result["map_videocon"] - 0.155) < 0.0005  # VideoCon's own number for these scores
     assert abs(result["map"] - 0.1357) < 0.0005  # ties grouped

@@ -121,14 +121,15 @@ def test_scores_bad_inputs(tmp_path: Path):
 # ----------------------------------------------------------------------------- real samples
 
 
-@pytest.mark.fixtures
-def test_real_ssv2_temporal(shared_fixtures: Path):
-    m = load_retrieval_matrix(shared_fixtures / "ssv2_temporal/eval_ssv2_temporal.csv")
+def test_real_ssv2_temporal():
+    from hacalib.samples import SSV2_TEMPORAL_MATRIX, SSV2_TEMPORAL_SCORES
+
+    m = load_retrieval_matrix(SSV2_TEMPORAL_MATRIX)
     assert m.shape == (18, 216)
     assert m.match.sum(axis=1).tolist() == [12] * 18
     assert m.queries[0] == "Covering [something] with [something]"
     assert all("entail" not in q and "[something]" in q for q in m.queries)
-    s = load_retrieval_scores(shared_fixtures / "ssv2_temporal/eval_ssv2_temporal_scores.csv", m)
+    s = load_retrieval_scores(SSV2_TEMPORAL_SCORES, m)
     assert s.shape == (18, 216) and np.isfinite(s).all() and ((s >= 0) & (s <= 1)).all()
     # first scores row: videos/104599.avi with the first query -> 0.89453125
     assert s[0, m.video_index()["videos/104599.avi"]] == 0.89453125

@@ -144,8 +144,23 @@ def test_entailment_queries(tmp_path: Path):
 # ----------------------------------------------------------------------------- real samples
 
 
+def test_real_sample_shipped_with_hacalib():
+    """The 2,400 real rows every clone has (hacalib/samples): the loaders, the repeats, triplets and pairs."""
+    from hacalib.samples import VIDEOCON_SAMPLE
+
+    with pytest.raises(DataError, match=r"row 2335: 1 repeated row\(s\); identical rows: 2073, 2335"):
+        load_videocon(VIDEOCON_SAMPLE)
+    rows = load_videocon(VIDEOCON_SAMPLE, duplicates="keep")
+    assert len(rows) == 2400
+    assert {r.misalignment for r in rows} == {"action", "flip"}
+    assert {r.source for r in rows} == {"msr-vtt", "vatex", "tempo"}
+    assert len(load_videocon(VIDEOCON_SAMPLE, duplicates="drop")) == 2399
+    assert len(to_triplets(rows)) == 2400 and len(to_pairs(rows)) == 2 * 2400
+
+
 @pytest.mark.fixtures
 def test_real_subset(shared_fixtures: Path):
+    """The whole 16,856-row subset the sample was cut from (team checkout only)."""
     path = shared_fixtures / SUBSET
     # The public subset repeats two rows exactly (rows 1898/13739 and 2073/2335).
     with pytest.raises(DataError, match=r"row 13739: 2 repeated row\(s\); identical rows: 1898, 13739; 2073, 2335"):

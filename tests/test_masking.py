@@ -29,9 +29,10 @@ FUNCTION_WORDS = set(
 
 
 @pytest.fixture(scope="module")
-def real_captions(shared_fixtures):
-    path = shared_fixtures / "videocon" / "videocon_llm_entailment_train_subset.csv"
-    with open(path, newline="", encoding="utf-8") as f:
+def real_captions():
+    from hacalib.samples import VIDEOCON_SAMPLE
+
+    with open(VIDEOCON_SAMPLE, newline="", encoding="utf-8") as f:
         caps = list(dict.fromkeys(row["caption"] for row in csv.DictReader(f)))
     return caps[:400]
 

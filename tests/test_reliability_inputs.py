@@ -162,14 +162,15 @@ def test_rows_skipped_on_request_are_counted_in_the_run_record(root, base, tmp_p
     assert key_now != info["cache_key"]
 
 
-def test_real_videocon_subset_has_exact_duplicates(shared_fixtures):
+def test_real_videocon_sample_has_exact_duplicates():
     """Why finetune offers duplicates='drop': the public VideoCon data itself repeats rows."""
     from hacalib.data import load_videocon
+    from hacalib.samples import VIDEOCON_SAMPLE
 
-    csv_path = shared_fixtures / "videocon" / "videocon_llm_entailment_train_subset.csv"
-    with pytest.raises(DataError, match=r"2 repeated row\(s\); identical rows: 1898, 13739; 2073, 2335"):
-        load_videocon(csv_path)
-    assert len(load_videocon(csv_path, duplicates="keep")) - len(load_videocon(csv_path, duplicates="drop")) == 2
+    with pytest.raises(DataError, match=r"1 repeated row\(s\); identical rows: 2073, 2335"):
+        load_videocon(VIDEOCON_SAMPLE)
+    assert len(load_videocon(VIDEOCON_SAMPLE, duplicates="keep")) - len(load_videocon(VIDEOCON_SAMPLE,
+                                                                                     duplicates="drop")) == 1
 
 
 @pytest.mark.parametrize("world_manifest", [True, False], ids=["toy world (manifest check)", "other data (decode check)"])

@@ -3,7 +3,7 @@
 Every artifact `NAME` becomes `NAME.csv`/`NAME.md` (tables) or `NAME.png`/`NAME.svg` (figures) plus
 `NAME.provenance.json`; all written atomically, so a killed run never leaves a half-written table behind.
 
-May import: `hacalib.io`.
+May import: `hacalib.io`, `.readable`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_path, write_json, write_text
+from .readable import readable
 
 
 def _provenance_footer(prov: dict) -> str:
@@ -28,14 +29,15 @@ def _provenance_footer(prov: dict) -> str:
 
 
 def write_table(df, name: str, out_dir: str | Path, prov: dict, *, title: str | None = None,
-                floatfmt: str = ".3f") -> dict[str, Path]:
-    """Write `df` as NAME.csv (tidy, full precision) and NAME.md (rounded, with a provenance footer)."""
+                digits: int = 1) -> dict[str, Path]:
+    """Write `df` as NAME.csv (tidy, full precision) and NAME.md (`readable`: estimates with their CIs in one cell,
+    `digits` decimals, integers as integers; with a provenance footer)."""
     out_dir = Path(out_dir)
     paths = {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md",
              "provenance": out_dir / f"{name}.provenance.json"}
     with atomic_path(paths["csv"]) as tmp:
         df.to_csv(tmp, index=False)
-    md = (f"### {title}\n\n" if title else "") + df.to_markdown(index=False, floatfmt=floatfmt) + "\n"
+    md = (f"### {title}\n\n" if title else "") + readable(df, digits).to_markdown(index=False) + "\n"
     write_text(paths["md"], md + _provenance_footer(prov))
     write_json(paths["provenance"], prov)
     return paths
