@@ -131,21 +131,22 @@ def _for_notebook(path: Path, cfg: ReproduceConfig) -> str:
 
 
 def notebook_parameters(cfg: ReproduceConfig) -> dict:
-    """What the notebooks' parameters cells get (each only what it declares). Seeds left to the preset are
-    resolved here, so the notebooks show them. `seed` and `base`, the run a notebook shows in detail, are the first
-    of `seeds` and `base_seeds`, so it is always one of the runs the tables are built from."""
+    """What the notebooks' parameters cells get (each only what it declares, and only where it differs from the
+    cell's default: see `run_notebook`). Seeds left to the preset stay None (the notebooks resolve them and print
+    them in their design sentence and provenance). `seed` and `base`, the run a notebook shows in detail, are the
+    first of the seeds and base seeds in use, so it is always one of the runs the tables are built from."""
     from .presets import preset
 
     chosen = preset(cfg.preset, smoke=cfg.smoke)
-    seeds = list(chosen.seeds if cfg.seeds is None else cfg.seeds)
-    base_seeds = list(chosen.base_seeds if cfg.base_seeds is None else cfg.base_seeds)
+    seeds = None if cfg.seeds is None else list(cfg.seeds)
+    base_seeds = None if cfg.base_seeds is None else list(cfg.base_seeds)
     return {
         "preset": cfg.preset,
         "data_root": cfg.data_root,
         "seeds": seeds,
-        "seed": seeds[0],
+        "seed": (seeds or list(chosen.seeds))[0],
         "base_seeds": base_seeds,
-        "base": base_seeds[0],
+        "base": (base_seeds or list(chosen.base_seeds))[0],
         "retrain_base": cfg.retrain_base,
         "smoke": cfg.smoke,
         "out_dir": _for_notebook(cfg.out_dir, cfg),
@@ -154,13 +155,47 @@ def notebook_parameters(cfg: ReproduceConfig) -> dict:
     }
 
 
+def _differs_from_default(declared: dict, value) -> bool:
+    """Whether `value` differs from a parameters-cell default (papermill gives defaults as source text)."""
+    import ast
+
+    try:
+        return ast.literal_eval(declared["default"]) != value
+    except (ValueError, SyntaxError, KeyError):
+        return True  # a default that is an expression: pass the value
+
+
+def _without_injected_cell(src: Path):
+    """The notebook with the parameters cell of an earlier papermill run removed: a reproduction that passes no
+    parameters must run the notebook's own defaults, not the last run's (papermill only replaces that cell when it
+    injects new parameters)."""
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    return nb
+
+
+def notebook_title(src: Path) -> str:
+    """A notebook's first markdown heading ("02 · Fine-tuning ..."), what `reproduce` says it is running."""
+    import nbformat
+
+    for cell in nbformat.read(src, as_version=4).cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            return cell.source.lstrip().splitlines()[0].lstrip("# ").strip()
+    return src.stem
+
+
 class NotebookFailed(RuntimeError):
     """A notebook cell raised; the message names the notebook, the error and where its executed copy is."""
 
 
 def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: str = "python3",
                  failed_dir: Path | None = None) -> Path:
-    """Execute `src` with `params` (only those its parameters cell declares) and write it atomically to `dst`.
+    """Execute `src` with `params` and write it atomically to `dst`.
+
+    Only parameters the notebook's parameters cell declares, with a value other than its default, are injected, so
+    a run on the defaults has no "injected-parameters" cell and reads as the notebook itself.
 
     When a cell raises, `dst` is left as it was and the executed copy (with the traceback) goes to `failed_dir`
     (default: beside `dst`, as NAME.failed.ipynb); `NotebookFailed` names it.
@@ -174,7 +209,8 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
     from .io import atomic_path
 
     declared = pm.inspect_notebook(str(src))
-    used = {k: v for k, v in params.items() if k in declared}  # a notebook without e.g. `seeds` does not get it
+    # a notebook without e.g. `seeds` does not get it; one whose default is already the value does not need it
+    used = {k: v for k, v in params.items() if k in declared and _differs_from_default(declared[k], v)}
     dst.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(dst) as tmp:
         tmp_nb = tmp.with_suffix(".ipynb")
@@ -183,8 +219,12 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
             # ipykernel has no "running over TCP without encryption" warning to print for every notebook.
             with tempfile.TemporaryDirectory(prefix="haca-kernel-") as sockets:
                 ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
-                pm.execute_notebook(str(src), str(tmp_nb), parameters=used, cwd=str(cwd), kernel_name=kernel_name,
-                                    progress_bar=False, request_save_on_cell_execute=False, config=ipc)
+                # jupyter_client interrupts a kernel before shutting it down; the kernel then logs a
+                # "KeyboardInterrupt caught in kernel" error per notebook: not an error of ours, so its log is quiet
+                # (a cell's error still reaches us through papermill).
+                pm.execute_notebook(_without_injected_cell(src), str(tmp_nb), parameters=used, cwd=str(cwd),
+                                    kernel_name=kernel_name, progress_bar=False, request_save_on_cell_execute=False,
+                                    config=ipc, extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
             tmp_nb.replace(tmp)
         except PapermillExecutionError as exc:
             kept = (failed_dir or dst.parent) / f"{dst.stem}.failed.ipynb"
@@ -200,18 +240,30 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
     return dst
 
 
-def reproduce(cfg: ReproduceConfig, log: Callable[[str], None] = print) -> list[Path]:
+def _print(text: str, *, end: str = "\n") -> None:
+    print(text, end=end, flush=True)
+
+
+def reproduce(cfg: ReproduceConfig, log: Callable[..., None] = _print) -> list[Path]:
+    """Run the chosen notebooks in order; one line each: what it is doing, then how long it took.
+
+    `log(text, end=...)` receives the start of a line (end="") and then its elapsed time (end="\n").
+    """
     chosen = validate(cfg)  # every setting checked before the first notebook starts
     notebooks_dir = cfg.project_root / "notebooks"
     params = notebook_parameters(cfg)
     done = []
-    for nb in chosen:
+    for i, nb in enumerate(chosen, 1):
         dst = (cfg.run_root / "notebooks" / nb.name) if cfg.smoke else nb
         t0 = time.perf_counter()
-        log(f"[reproduce] {nb.stem} ...")
-        run_notebook(nb, dst, params, cwd=notebooks_dir, kernel_name=cfg.kernel_name,
-                     failed_dir=cfg.project_root / "runs" / "failed")
-        log(f"[reproduce] {nb.stem} done in {time.perf_counter() - t0:.1f}s -> {dst}")
+        log(f"[reproduce] {i}/{len(chosen)} {notebook_title(nb)} ... ", end="")
+        try:
+            run_notebook(nb, dst, params, cwd=notebooks_dir, kernel_name=cfg.kernel_name,
+                         failed_dir=cfg.project_root / "runs" / "failed")
+        except BaseException:
+            log(f"failed after {time.perf_counter() - t0:.0f} s", end="\n")  # the error follows on its own line
+            raise
+        log(f"{time.perf_counter() - t0:.0f} s", end="\n")
         done.append(dst)
-    log(f"[reproduce] tables and figures under {cfg.out_dir}")
+    log(f"[reproduce] notebooks in {dst.parent}, tables and figures in {cfg.out_dir}", end="\n")
     return done

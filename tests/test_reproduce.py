@@ -29,6 +29,7 @@ def test_smoke_runs_never_write_over_committed_outputs(tmp_path):
     assert smoke.out_dir.is_relative_to(tmp_path / "runs" / "smoke")
     assert smoke.cache_dir != full.cache_dir
     assert notebook_parameters(smoke)["smoke"] is True
+    assert notebook_parameters(full)["seeds"] is None and notebook_parameters(full)["seed"] == 0  # the preset's
 
 
 def test_run_notebook_injects_only_declared_parameters(tmp_path):
@@ -46,3 +47,32 @@ def test_run_notebook_injects_only_declared_parameters(tmp_path):
 
 def test_notebook_order_is_the_paper_walkthrough():
     assert [n[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
+
+
+def test_defaults_are_not_injected_and_a_stale_injected_cell_is_dropped(tmp_path):
+    """A run on the notebook's own defaults reads as the notebook: no injected-parameters cell, not even the one an
+    earlier run with other values left in the (in-place) notebook."""
+    src = tmp_path / "nb.ipynb"
+    _notebook(src, "smoke = False\nseeds = None", "from pathlib import Path\nPath('seen.txt').write_text(repr(seeds))")
+    run_notebook(src, src, {"smoke": True, "seeds": [3]}, cwd=tmp_path)  # in place, as `haca reproduce` does
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(src, as_version=4).cells]
+    assert ["injected-parameters"] in tags and (tmp_path / "seen.txt").read_text() == "[3]"
+    run_notebook(src, src, {"smoke": False, "seeds": None}, cwd=tmp_path)
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(src, as_version=4).cells]
+    assert ["injected-parameters"] not in tags and (tmp_path / "seen.txt").read_text() == "None"
+
+
+def test_reproduce_prints_one_line_per_notebook(tmp_path, capsys):
+    from hacalib.reproduce import reproduce
+
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_data_construction.ipynb", "preset = 'toy'", "x = 1")
+    nb = nbformat.read(nbs / "01_data_construction.ipynb", as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# 01 · Data construction\n\ntext"))
+    nbformat.write(nb, nbs / "01_data_construction.ipynb")
+    reproduce(ReproduceConfig(project_root=tmp_path, only=["01"]))
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines[0].startswith("[reproduce] 1/1 01 · Data construction ... ") and lines[0].endswith(" s")
+    assert len(lines) == 2 and "KeyboardInterrupt" not in out.err
