@@ -47,6 +47,16 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
     return exp, prov
 
 
+def show(df, digits: int = 1) -> None:
+    """Display a table for reading (`hacalib.report.readable`): estimates with their CIs in one cell, `digits`
+    decimals, integers as integers. The CSVs under figures/ keep full precision."""
+    from IPython.display import display
+
+    from .report.readable import readable
+
+    display(readable(df, digits))
+
+
 def attach_run_config(prov: dict, exp: Experiment) -> dict:
     """Add the experiment's full configuration (model, training, limits, base model) to a provenance record."""
     from dataclasses import asdict, is_dataclass

@@ -86,3 +86,35 @@ def test_curve_reading_and_the_section():
     section = findings("T", "Measured.", claims=claim_lines(_claims()), reference=["r"], reading=["x"])
     assert section.startswith("## Findings: T\n\nMeasured.") and "not reproduced here" in section
     assert section.index("The paper's claims") < section.index("Against chance") < section.index("Reading")
+
+
+def test_exact_match_reading_names_only_the_models_that_go_on_after_the_answer():
+    from hacalib.report.findings import exact_match_reading
+
+    overall = pd.DataFrame({"row": ["pretrained", "pretrained", "haca", "haca"], "all": "all",
+                            "metric": ["exact", "contains"] * 2, "value": [0.56, 0.56, 0.16, 0.58]})
+    text = exact_match_reading(overall)
+    assert "Pretrained 0.0, HACA 42.0" in text and "HACA continue after the answer" in text
+    quiet = overall.assign(value=[0.56, 0.56, 0.57, 0.58])
+    assert "Every gap is small" in exact_match_reading(quiet) and "continue" not in exact_match_reading(quiet)
+
+
+def test_ties_reading_says_whether_the_conventions_differ():
+    from hacalib.report.findings import ties_reading
+
+    same = {("haca", 0, 0): pd.DataFrame({"map": [0.2, 0.3], "map_videocon": [0.2, 0.3]})}
+    assert "identical on every query of all 1 runs" in ties_reading(same)
+    apart = {("haca", 0, 0): pd.DataFrame({"map": [0.2, 0.3], "map_videocon": [0.2, 0.35]})}
+    assert "differ by up to 5.00 points" in ties_reading(apart)
+
+
+def test_failure_examples_say_whether_a_case_confirms_or_prefers():
+    from hacalib.report.analysis import failure_examples
+
+    pairs = pd.DataFrame({"video": ["a", "b", "c"], "neg_caption": ["x", "y", "z"], "misalignment": ["object", "flip", "action"],
+                          "p_true": [0.40, 0.20, 0.90], "p_false": [0.70, 0.34, 0.10]})
+    answers = pd.DataFrame({"video": ["a", "b", "c"], "neg_caption": ["x", "y", "z"], "answer": ["Yes", "No", "No"],
+                            "correction": ["", "", ""], "overlap_true": [0.0, 0.0, 0.0]})
+    cases = failure_examples(pairs, answers)
+    assert cases["video"].tolist() == ["a", "b"]  # c is right on both counts
+    assert cases["failure"].tolist() == ["confirms", "prefers"]  # P(yes) 0.34 is a ranking error, not a confirmation

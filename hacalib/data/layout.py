@@ -129,6 +129,13 @@ class DataRoot:
             "msrvtt_qa": c["msrvtt_qa/questions"] and c["msrvtt_qa/answers"] and c["msrvtt_qa/videos"],
         }
 
+    def summary(self) -> str:
+        """One line: where the data root is and how many of its entries are present (the missing ones named)."""
+        entries = self.entries()
+        missing = [name for name, p in entries.items() if not _present(p)]
+        line = f"data_root {self.path}: {len(entries) - len(missing)} of {len(entries)} entries present"
+        return line + (f"; missing: {', '.join(missing)}" if missing else "")
+
     def describe(self) -> str:
         """One line per entry: present/missing and its path (for notebooks to say what they can run)."""
         lines = [f"data_root: {self.path}"]

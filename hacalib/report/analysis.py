@@ -43,13 +43,21 @@ def confirmed_hallucinations(pairs: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(lines).T.reset_index(names="run")
 
 
+FAILURES = {"confirms": "confirms the contrast caption (P(yes) > 0.5)",
+            "prefers": "prefers the contrast caption (P(yes) at least as high as for the true one, at most 0.5)"}
+
+
 def failure_examples(pairs: pd.DataFrame, answers: pd.DataFrame, n: int = 4) -> pd.DataFrame:
-    """Up to `n` held-out items (one per misalignment type first) where the run prefers or confirms the contrast
-    caption, with the run's generated answer; the most confident mistakes first."""
+    """Up to `n` held-out items (one per misalignment type first) where the run confirms the contrast caption
+    (P(yes) > 0.5) or prefers it to the true one, with the run's generated answer; the most confident mistakes
+    first. Column `failure` says which of the two (`FAILURES`): a preferred caption at P(yes) 0.34 is a ranking
+    error, not a confirmation."""
     merged = pairs.merge(answers[["video", "neg_caption", "answer", "correction", "overlap_true"]],
                          on=["video", "neg_caption"], how="left")
     bad = merged[(merged["p_false"] >= merged["p_true"]) | (merged["p_false"] > 0.5)]
-    bad = bad.assign(margin=bad["p_false"] - bad["p_true"]).sort_values("margin", ascending=False)
+    bad = bad.assign(margin=bad["p_false"] - bad["p_true"],
+                     failure=np.where(bad["p_false"] > 0.5, "confirms", "prefers"))
+    bad = bad.sort_values("margin", ascending=False)
     first = bad.drop_duplicates("misalignment")
     rest = bad.drop(first.index)
     return pd.concat([first, rest]).head(n).reset_index(drop=True)

@@ -12,11 +12,11 @@ import pandas as pd
 
 
 def misalignment_mix(rows: Sequence) -> pd.DataFrame:
-    """Count and share of each misalignment type (rows with a `.misalignment` field), most common first."""
+    """Count and share (%) of each misalignment type (rows with a `.misalignment` field), most common first."""
     counts = Counter(r.misalignment for r in rows)
     total = sum(counts.values())
     df = pd.DataFrame(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])), columns=["misalignment", "rows"])
-    df["share"] = df["rows"] / max(total, 1)
+    df["share (%)"] = 100 * df["rows"] / max(total, 1)
     return df
 
 

@@ -158,3 +158,75 @@ def failure_reading(counts: pd.DataFrame, confirmed: pd.DataFrame) -> list[str]:
         lines.append(f"{r.run} confirms {_pct(getattr(r, 'all'))}% of the held-out hallucinated captions "
                      "(P(yes) > 0.5).")
     return lines
+
+
+def dataset_line(name: str, rows: Sequence) -> str:
+    """'Real VideoCon sample: 2,400 rows of 2,392 videos (1 exact repeat); types flip 52.6%, action 47.4%;
+    captions 11.2 words on average (contrast 12.0).' Rows are `hacalib.data` VideoCon rows."""
+    distinct = len({(r.videopath, r.caption, r.neg_caption, r.misalignment) for r in rows})
+    repeats = len(rows) - distinct
+    types = pd.Series([r.misalignment for r in rows]).value_counts(normalize=True)
+    words = np.mean([len(r.caption.split()) for r in rows]) if rows else float("nan")
+    neg_words = np.mean([len(r.neg_caption.split()) for r in rows]) if rows else float("nan")
+    return (f"{name}: {len(rows):,} rows of {len({r.videopath for r in rows}):,} videos"
+            + (f" ({repeats} exact repeat{'s' if repeats != 1 else ''}, kept as training sees them)" if repeats else "")
+            + "; misalignment types " + ", ".join(f"{t} {100 * s:.1f}%" for t, s in types.items())
+            + f"; captions {words:.1f} words on average (contrast captions {neg_words:.1f}).")
+
+
+def examples_line(counts: pd.DataFrame) -> str:
+    """Training examples per objective and the Yes base rate of the entailment examples, from a table with
+    columns objective, pos, neg and optionally mask (`training.examples.count_by_kind` per objective)."""
+    parts, rates = [], []
+    for r in counts.to_dict("records"):
+        kinds = {k: int(r.get(k, 0) or 0) for k in ("pos", "neg", "mask")}
+        extra = f" + {kinds['mask']:,} masking" if kinds["mask"] else ""
+        parts.append(f"{r['objective']} {kinds['pos']:,} aligned + {kinds['neg']:,} contrast{extra}")
+        rates.append(kinds["pos"] / max(kinds["pos"] + kinds["neg"], 1))
+    rate = ", ".join(sorted({f"{100 * x:.1f}%" for x in rates}))
+    return ("Training examples per objective: " + "; ".join(parts) + f". Answering Yes to every entailment "
+            f"example would be right on {rate} of them: the aligned and contrast examples are balanced, so a model "
+            "cannot learn the task from the answer's base rate.")
+
+
+def masking_line(masked: Sequence, ratio: float) -> str:
+    """How much of the content the masking task actually hides (`training.masking.mask_captions` results)."""
+    hidden = np.array([len(m.masked_words) for m in masked], dtype=float)
+    content = np.array([m.n_content for m in masked], dtype=float)
+    share = hidden.sum() / max(content.sum(), 1)
+    return (f"masking at ratio {ratio:.2f} hid {100 * share:.1f}% of the content words of {len(masked):,} captions "
+            f"({hidden.mean():.1f} words per caption; at least one per caption, so short captions lose a larger "
+            "share than the ratio).")
+
+
+def ties_reading(per_query: Mapping[tuple, pd.DataFrame]) -> str:
+    """Whether mAP with ties grouped and VideoCon's convention differ on these runs (per-query frames with columns
+    map and map_videocon): they differ only where scores tie, and float32 P(yes) rarely does."""
+    gaps = [float(np.max(np.abs(df["map"].to_numpy(float) - df["map_videocon"].to_numpy(float))))
+            for df in per_query.values() if len(df)]
+    worst = 100 * max(gaps) if gaps else float("nan")
+    if worst == 0:
+        return (f"mAP (ties grouped) and VideoCon's convention are identical on every query of all {len(gaps)} runs: "
+                "their float32 P(yes) has no ties that mix a positive and a negative, and the two conventions differ "
+                "only at such ties.")
+    return (f"mAP (ties grouped) and VideoCon's convention differ by up to {worst:.2f} points on a query: some "
+            "scores tie, and the conventions break ties differently (see the tie table).")
+
+
+def exact_match_reading(overall: pd.DataFrame, scale: float = 100.0, *, threshold: float = 5.0) -> str:
+    """Why exact match and 'contains' part ways (a `summarize_runs` table over group "all" with metrics exact and
+    contains): the gap is the share of predictions that hold the right answer plus more words. Rows whose gap is at
+    least `threshold` points are named as models that go on after the answer."""
+    wide = overall.pivot(index="row", columns="metric", values="value")
+    order = [r for r in ROWS if r in wide.index] + [r for r in wide.index if r not in ROWS]
+    gap = {r: (wide.loc[r, "contains"] - wide.loc[r, "exact"]) * scale for r in order}
+    cells = ", ".join(f"{_label(r)} {g:.1f}" for r, g in gap.items())
+    talkers = [_label(r) for r, g in gap.items() if np.isfinite(g) and g >= threshold]
+    head = ("Exact match counts a prediction only when it is the answer and nothing else; 'contains' when the "
+            f"answer's words appear in it. The gap (points) is the share of predictions that give the right answer "
+            f"and go on: {cells}.")
+    if not talkers:
+        return head + " Every gap is small: the predictions are mostly the bare answer, so the two judges agree."
+    return (head + f" {', '.join(talkers)} continue after the answer (models fine-tuned to write corrections "
+            "learn to follow a short answer with a description), so their exact match drops while 'contains' still "
+            "shows whether the answer is right; 'contains' is the headline QA number (PROTOCOL.md, \"QA judge\").")

@@ -1,6 +1,9 @@
-"""Figures: frame strips of videos, loss curves, metric-vs-parameter curves. Each returns a matplotlib Figure.
+"""Figures: frame strips of videos, loss curves, estimates with 95% CIs, metric-vs-parameter curves.
 
-May import: matplotlib, numpy.
+Each returns a matplotlib Figure. The statistical figures use seaborn's style, palette and facets; their intervals
+are the ones the tables report (`hacalib.metrics.nested_interval`), drawn as given, never recomputed by seaborn.
+
+May import: matplotlib, seaborn, numpy, `.tables` (row names).
 """
 
 from __future__ import annotations
@@ -34,19 +37,6 @@ def video_strips(videos: Sequence[np.ndarray], captions: Sequence[str], *, width
     return fig
 
 
-def bar_shares(df, label_col: str, value_col: str, title: str):
-    """A horizontal bar chart of one column (e.g. misalignment-type shares)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 0.35 * len(df) + 1))
-    ax.barh(df[label_col].astype(str), df[value_col])
-    ax.invert_yaxis()
-    ax.set_xlabel(value_col)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def loss_curves(histories: dict, title: str = "training loss"):
     """One line per run: `histories[label]` is a list of metric records with `step` and `loss`."""
     import matplotlib.pyplot as plt
@@ -72,63 +62,93 @@ def _metric_label(metric: str, scale: float) -> str:
     return f"{label} (%)" if scale == 100 else label
 
 
-def grouped_bars(summary, group: str, metric: str, *, title: str, scale: float = 100.0, labels: dict | None = None,
-                 chance: float | dict | None = None, chance_label: str = "chance"):
-    """Bars per (group value, row) with 95% CI whiskers, from a `hacalib.report.tables.summarize_runs` frame.
+def _style():
+    """The look of every statistical figure: seaborn's white grid, paper context, colour-blind palette."""
+    import seaborn as sns
 
-    `chance`: a reference level drawn as a dashed line (one for all groups, or one per group value).
+    return sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.1)
+
+
+def row_palette(rows: Sequence[str]) -> dict:
+    """One fixed colour per model row (the same row has the same colour in every figure)."""
+    import seaborn as sns
+
+    from .tables import ROWS
+
+    known = list(ROWS) + [r for r in rows if r not in ROWS]
+    colours = sns.color_palette("colorblind", len(known))
+    return {r: colours[known.index(r)] for r in rows}
+
+
+def interval_points(summary, group: str, metric: str, *, title: str, scale: float = 100.0,
+                    labels: dict | None = None, chance: float | dict | None = None, chance_label: str = "chance",
+                    ylabel: str | None = None):
+    """Point + 95% CI per (group value, model row), from a `hacalib.report.tables.summarize_runs` frame.
+
+    Points, not bars: the axis spans the data and the reference level (not 0), so half-point differences stay
+    visible. `chance`: a reference level per group value (or one for all), drawn as a dashed black segment.
+    The legend sits below the axes, off the data.
     """
     import matplotlib.pyplot as plt
 
     sel = summary[summary["metric"] == metric]
     groups = list(dict.fromkeys(sel[group]))
     rows = list(dict.fromkeys(sel["row"]))
-    width = 0.8 / max(len(rows), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 3.6))
-    for i, row in enumerate(rows):
-        r = sel[sel["row"] == row].set_index(group).reindex(groups)
-        x = np.arange(len(groups)) + (i - (len(rows) - 1) / 2) * width
-        val = r["value"].to_numpy(dtype=float) * scale
-        err = np.vstack([val - r["ci_low"].to_numpy(dtype=float) * scale,
-                         r["ci_high"].to_numpy(dtype=float) * scale - val])
-        ax.bar(x, val, width, yerr=np.nan_to_num(err), capsize=2, label=(labels or {}).get(row, row))
-    if chance is not None:
-        for j, g in enumerate(groups):
-            level = chance[g] if isinstance(chance, dict) else chance
-            ax.hlines(level * scale, j - 0.45, j + 0.45, colors="black", linestyles="dashed", linewidth=1,
-                      label=chance_label if j == 0 else None)
-    ax.set_xticks(np.arange(len(groups)), groups, rotation=20, fontsize=8)
-    ax.set_ylabel(_metric_label(metric, scale))
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=len(rows) + (chance is not None), loc="upper center", bbox_to_anchor=(0.5, -0.22),
-              frameon=False)
-    fig.tight_layout()
+    colours = row_palette(rows)
+    step = 0.7 / max(len(rows), 1)
+    axes_style, context = _style()
+    with axes_style, context:
+        fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(groups) + 2.5), 3.8))
+        for i, row in enumerate(rows):
+            r = sel[sel["row"] == row].set_index(group).reindex(groups)
+            x = np.arange(len(groups)) + (i - (len(rows) - 1) / 2) * step
+            val = r["value"].to_numpy(dtype=float) * scale
+            err = np.vstack([val - r["ci_low"].to_numpy(dtype=float) * scale,
+                             r["ci_high"].to_numpy(dtype=float) * scale - val])
+            ax.errorbar(x, val, yerr=np.nan_to_num(err), fmt="o", ms=5, capsize=3, lw=1.4, color=colours[row],
+                        label=(labels or {}).get(row, row))
+        if chance is not None:
+            for j, g in enumerate(groups):
+                level = chance[g] if isinstance(chance, dict) else chance
+                ax.hlines(level * scale, j - 0.45, j + 0.45, colors="black", linestyles="dashed", linewidth=1.1,
+                          label=chance_label if j == 0 else None)
+        ax.set_xticks(np.arange(len(groups)), [str(g).replace("_", " ") for g in groups],
+                      rotation=20 if len(groups) > 4 else 0)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.grid(axis="x", visible=False)  # groups are categories: vertical lines would cut through their points
+        ax.set_ylabel(ylabel or _metric_label(metric, scale))
+        ax.set_title(title)
+        ax.legend(ncol=len(rows) + (chance is not None), loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  frameon=False)
+        fig.tight_layout()
     return fig
 
 
 def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: float = 100.0,
                   ylabel: str = "ClassicVLE (%)", chance: float | None = None, ncols: int = 3):
-    """Small multiples: one panel per `group` value, `value` against `x` with its 95% CI band (ci_low/ci_high)."""
+    """Small multiples (a seaborn FacetGrid): one panel per `group` value, `value` against `x` (a fraction, shown in
+    %) with its 95% CI band (ci_low/ci_high); each panel's y-axis fits its own curve, chance dashed."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
-    groups = list(dict.fromkeys(df[group]))
-    nrows = int(np.ceil(len(groups) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.3 * nrows), sharex=True, squeeze=False)
-    for ax, g in zip(axes.flat, groups):
-        d = df[df[group] == g].sort_values(x)
-        xs = d[x].to_numpy(dtype=float) * 100
-        ax.plot(xs, d["value"] * scale, marker="o", ms=3, lw=1.2, color="C0")
-        ax.fill_between(xs, d["ci_low"] * scale, d["ci_high"] * scale, alpha=0.2, color="C0")
+    data = df.assign(_x=df[x].astype(float) * 100, _v=df["value"] * scale, _lo=df["ci_low"] * scale,
+                     _hi=df["ci_high"] * scale)
+
+    def panel(data, **_):
+        d = data.sort_values("_x")
+        ax = plt.gca()
+        ax.plot(d["_x"], d["_v"], marker="o", ms=4, lw=1.4, color=sns.color_palette("colorblind")[2])
+        ax.fill_between(d["_x"], d["_lo"], d["_hi"], alpha=0.2, color=sns.color_palette("colorblind")[2], lw=0)
         if chance is not None:
-            ax.axhline(chance * scale, color="black", ls="--", lw=0.8)
-        ax.set_title(str(g), fontsize=9)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(groups):]:
-        ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel, fontsize=8)
-    for ax in axes[-1, :]:
-        ax.set_xlabel(xlabel, fontsize=8)
-    fig.suptitle(title + ("  (dashed: chance)" if chance is not None else ""), fontsize=10)
-    fig.tight_layout()
-    return fig
+            ax.axhline(chance * scale, color="black", ls="--", lw=0.9)
+
+    axes_style, context = _style()
+    with axes_style, context:
+        grid = sns.FacetGrid(data, col=group, col_wrap=min(ncols, data[group].nunique()), height=2.4, aspect=1.25,
+                             sharey=False, col_order=list(dict.fromkeys(data[group])))
+        grid.map_dataframe(panel)
+        grid.set_titles("{col_name}")
+        grid.set_axis_labels(xlabel, ylabel)
+        grid.figure.suptitle(title + ("  (dashed: chance)" if chance is not None else ""), y=1.02)
+        grid.figure.tight_layout()
+    return grid.figure

@@ -55,6 +55,31 @@ def score_retrieval(matrix_csv: str | Path, scores_csv: str | Path, *, n_resampl
     return out
 
 
+def conventions_table(r: dict, chance_map: float | None = None) -> "pd.DataFrame":
+    """A `score_retrieval` result as one table of mAP under each tie convention (%, the grouped one with its 95%
+    CI over queries), beside the expected mAP of a random ranking when `chance_map` is given."""
+    import pandas as pd
+
+    nan = float("nan")
+    lines = [("ties grouped (scikit-learn; this project's number)", r["map"], r["map_ci_low"], r["map_ci_high"]),
+             ("VideoCon's script (numpy argsort order)", r["map_videocon"], nan, nan),
+             ("ties broken for the positives (best case)", r["map_ties_best"], nan, nan),
+             ("ties broken against the positives (worst case)", r["map_ties_worst"], nan, nan)]
+    if chance_map is not None:
+        lines.append(("a random ranking (exact expectation)", chance_map, nan, nan))
+    return pd.DataFrame(lines, columns=["mAP", "value", "ci_low", "ci_high"])
+
+
+def conventions_reading(r: dict, chance_map: float) -> str:
+    """One sentence on a `score_retrieval` result: the mAP, how far tie-breaking alone moves it, and chance."""
+    t = r["ties"]
+    return (f"mAP {100 * r['map']:.1f}% [{100 * r['map_ci_low']:.1f}, {100 * r['map_ci_high']:.1f}] with ties grouped "
+            f"({100 * r['map_videocon']:.1f} by VideoCon's script); {t['positives_tied_with_negative']} of "
+            f"{t['positives']} positives share their score with a negative, so the tie convention alone moves mAP "
+            f"between {100 * r['map_ties_worst']:.1f} and {100 * r['map_ties_best']:.1f}; a random ranking of this "
+            f"matrix gets {100 * chance_map:.1f}% on average.")
+
+
 def format_report(r: dict) -> str:
     """Human-readable summary (percentages) of a `score_retrieval` result."""
     pct = lambda x: f"{100 * x:5.1f}"  # noqa: E731

@@ -146,6 +146,16 @@ def format_cell(value: float, low: float, high: float, scale: float = 100.0, dig
     return f"{value * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
+def interval_table(summary: pd.DataFrame, index: str, columns: str, *, scale: float = 100.0) -> pd.DataFrame:
+    """Any two columns of a summary as a reading grid: cells 'value [low, high]', lines and columns in their order of
+    first appearance (e.g. index 'test', columns 'mask_ratio')."""
+    table = summary.assign(cell=[format_cell(v, lo, hi, scale) for v, lo, hi in
+                                 zip(summary["value"], summary["ci_low"], summary["ci_high"])])
+    out = table.pivot(index=index, columns=columns, values="cell")
+    out = out.reindex(index=list(dict.fromkeys(summary[index])), columns=list(dict.fromkeys(summary[columns])))
+    return out.rename_axis(index=None, columns=None)
+
+
 def pivot(summary: pd.DataFrame, columns: str, metric: str, *, scale: float = 100.0) -> pd.DataFrame:
     """A reading table: one line per model row, one column per `columns` value, cells 'value [low, high]'."""
     sel = summary[summary["metric"] == metric]
