@@ -74,7 +74,7 @@ def select_notebooks(notebooks_dir: Path, only: Sequence[str] = ()) -> list[Path
             names = ", ".join(p.stem for p in existing)
             raise UsageError(f"--only {want!r} matches {len(hits)} notebooks; choose one of: {names}")
         chosen.extend(h for h in hits if h not in chosen)
-    return chosen
+    return [p for p in existing if p in chosen]  # always in the walkthrough's order (each builds on the ones before)
 
 
 def validate(cfg: ReproduceConfig) -> list[Path]:

@@ -18,6 +18,7 @@ def test_select_notebooks_by_prefix_and_errors_on_unknown(tmp_path):
         _notebook(tmp_path / f"{name}.ipynb", "x = 1", "x")
     assert [p.stem for p in select_notebooks(tmp_path)] == ["01_data_construction", "03_table1_velociti"]
     assert [p.stem for p in select_notebooks(tmp_path, ["03"])] == ["03_table1_velociti"]
+    assert [p.stem for p in select_notebooks(tmp_path, ["03", "01"])] == ["01_data_construction", "03_table1_velociti"]
     with pytest.raises(ValueError, match="choose one of"):
         select_notebooks(tmp_path, ["05"])
 

@@ -38,17 +38,20 @@ def video_strips(videos: Sequence[np.ndarray], captions: Sequence[str], *, width
 
 
 def loss_curves(histories: dict, title: str = "training loss"):
-    """One line per run: `histories[label]` is a list of metric records with `step` and `loss`."""
+    """One line per run: `histories[label]` is a list of metric records with `step` and `loss`; legend beside the
+    axes, off the curves."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    for label, records in histories.items():
-        ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=label, lw=1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    axes_style, context = _style()
+    with axes_style, context:
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+        for label, records in histories.items():
+            ax.plot([r["step"] for r in records], [r["loss"] for r in records], label=label, lw=1.3)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("loss (cross-entropy on target tokens)")
+        ax.set_title(title)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        fig.tight_layout()
     return fig
 
 
