@@ -82,6 +82,12 @@ def cmd_score_retrieval(args: argparse.Namespace) -> int:
     return retrieval_main(["--matrix", args.matrix, "--scores", args.scores])
 
 
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from .rehearsal import main as rehearsal_main
+
+    return rehearsal_main(["--fixtures", args.fixtures, "--out", args.out])
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from .report.provenance import provenance
 
@@ -132,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--matrix", required=True, help="eval CSV: videopath,caption,match")
     s.add_argument("--scores", required=True, help="header-less scores CSV: videopath,caption,entailment,pos,neg")
     s.set_defaults(func=cmd_score_retrieval)
+
+    h = sub.add_parser("rehearse", parents=[common],
+                       help="build the paper preset's CPU rehearsal: a tiny Video-LLaVA-7B-hf with the real tokenizer, "
+                            "a data root from real files; prints the reproduce command that runs it")
+    h.add_argument("--fixtures", default="../shared/fixtures", help="folder with the real clip and Llama-2 tokenizer")
+    h.add_argument("--out", default="runs/rehearsal", help="where the hub cache and data root are written")
+    h.set_defaults(func=cmd_rehearse)
 
     i = sub.add_parser("info", parents=[common], help="print the provenance record of this environment")
     i.set_defaults(func=cmd_info)

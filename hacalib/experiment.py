@@ -266,8 +266,12 @@ class Experiment:
         return out
 
     def describe(self) -> dict:
+        from .models import MODELS
+
         cfg = self.config
-        return {"preset": self.preset, "smoke": self.smoke, "seeds": list(self.seeds),
+        spec = MODELS.get(str(cfg.base_model)) if cfg.pretrain is None else None
+        hub = {"hub_model": {"id": spec.name_or_path, "revision": spec.revision}} if spec else {}
+        return {"preset": self.preset, "smoke": self.smoke, "seeds": list(self.seeds), **hub,
                 "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base, "world_seed": self.world_seed,
                 "data_root": str(self.root.path), "model": cfg.model, "finetune": cfg.finetune,
                 "pretrain": cfg.pretrain, "base_models": [str(self.base_model(b)) for b in self.base_seeds],

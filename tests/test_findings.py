@@ -118,3 +118,9 @@ def test_failure_examples_say_whether_a_case_confirms_or_prefers():
     cases = failure_examples(pairs, answers)
     assert cases["video"].tolist() == ["a", "b"]  # c is right on both counts
     assert cases["failure"].tolist() == ["confirms", "prefers"]  # P(yes) 0.34 is a ranking error, not a confirmation
+
+
+def test_curve_reading_with_every_run_collapsed_says_so():
+    curve = pd.DataFrame({"test": "mean of all items", "mask_ratio": [0.0, 0.45], "value": [np.nan, np.nan],
+                          "ci_low": [np.nan, np.nan], "ci_high": [np.nan, np.nan]})
+    assert "every run's P(yes) is constant" in curve_reading(curve, "mask_ratio", group_value="mean of all items")

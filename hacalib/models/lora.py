@@ -62,7 +62,9 @@ def add_lora(
 def save_adapter(model: PeftModel, path: str | Path) -> Path:
     """Write only the adapter weights + adapter config into `path`, atomically."""
     with atomic_dir(path) as tmp:
-        model.save_pretrained(tmp)
+        # The adapters never touch the embeddings; saying so stops peft from looking up the base model's config on
+        # the hub (offline: a warning per save) to guess whether the vocabulary was resized.
+        model.save_pretrained(tmp, save_embedding_layers=False)
     return Path(path)
 
 

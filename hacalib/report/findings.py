@@ -135,6 +135,10 @@ def curve_reading(curve: pd.DataFrame, x: str, *, group_value: str, scale: float
     """One sentence over a curve's points (e.g. the mask ratio): each value with its interval, and whether any
     two points' intervals are disjoint."""
     sel = curve[curve["test"] == group_value].sort_values(x)
+    if not np.isfinite(sel["value"].to_numpy(dtype=float)).any():
+        return (f"{group_value}: no point has a value: every run's P(yes) is constant (collapsed), so there is no "
+                "curve to read.")
+    sel = sel[np.isfinite(sel["value"].to_numpy(dtype=float))]
     cells = [f"{v * scale:.0f}%: {_pct(m, scale)} [{_pct(lo, scale)}, {_pct(hi, scale)}]"
              for v, m, lo, hi in zip(sel[x], sel["value"], sel["ci_low"], sel["ci_high"])]
     disjoint = any(a_hi < b_lo or b_hi < a_lo for (a_lo, a_hi) in zip(sel["ci_low"], sel["ci_high"])
