@@ -26,9 +26,9 @@ from hacalib.models.videochat2 import VideoChat2Config, VideoChat2ForConditional
 from hacalib.models.videochat2.convert import Assembly
 from hacalib.models.videochat2.vision import video_position_table
 
-# small shapes with the real structure: grid 4 (64-pixel frames, 16-pixel patches), 2 + 1 vision blocks (the last
+# small shapes with the real structure (and the Q-Former's real vocabulary, so the BERT instruction ids fit): grid 4 (64-pixel frames, 16-pixel patches), 2 + 1 vision blocks (the last
 # one is UMT's 24th, which VideoChat2 never runs), 4 Q-Former layers (cross-attention on 0 and 2)
-DIMS = dict(image=64, patch=16, c=32, heads=4, blocks=2, h=24, qheads=4, qlayers=4, vocab=50, qpos=40,
+DIMS = dict(image=64, patch=16, c=32, heads=4, blocks=2, h=24, qheads=4, qlayers=4, vocab=30523, qpos=40,
             n_query=4, n_extra=2, text_hidden=40, text_vocab=60)
 INSTRUCTION = [1, 7, 9, 11, 2]
 
