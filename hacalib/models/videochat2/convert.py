@@ -246,7 +246,8 @@ def convert(*, stage1: str | Path, llm: str | Path, out: str | Path, stage2: str
     model.load_state_dict({k: v.to(DTYPES[dtype]) for k, v in asm.state.items()}, strict=True, assign=True)
     for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
         setattr(model.generation_config, key, getattr(tokenizer, key))
-    processor = VideoChat2Processor(tokenizer, image_size=image_size, num_video_tokens=n_queries)
+    processor = VideoChat2Processor(tokenizer, image_size=image_size, num_video_tokens=n_queries,
+                                    tokenizer_kwargs={"legacy": True})
     check_prompt_tokenization(tokenizer, prompts.VIDEOCHAT2, n_queries)
 
     report = {

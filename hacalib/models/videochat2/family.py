@@ -18,7 +18,7 @@ from ... import prompts
 from ..family import VideoLLMFamily, unwrap
 from .configuration import VideoChat2Config
 from .modeling import VideoChat2ForConditionalGeneration
-from .processing import VideoChat2Processor
+from .processing import VideoChat2Processor, check_prompt_tokenization
 
 
 class VideoChat2Family(VideoLLMFamily):
@@ -40,7 +40,10 @@ class VideoChat2Family(VideoLLMFamily):
             raise FileNotFoundError(f"{name_or_path}: VideoChat2 loads from a local folder written by "
                                     "`haca convert-videochat2` (the original checkpoints are not in transformers format)")
         model = VideoChat2ForConditionalGeneration.from_pretrained(name_or_path, dtype=dtype)
-        return model, VideoChat2Processor.from_pretrained(name_or_path)
+        processor = VideoChat2Processor.from_pretrained(name_or_path)
+        # a tokenizer that reloads differently would shift every prompt: refuse it here, not in a table
+        check_prompt_tokenization(processor.tokenizer, self.template, processor.num_video_tokens)
+        return model, processor
 
     def save(self, model: torch.nn.Module, processor: Any, path: Path) -> None:
         model.save_pretrained(path)

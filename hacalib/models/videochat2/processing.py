@@ -40,10 +40,13 @@ class VideoChat2Processor:
         image_mean, image_std: per-channel normalisation (CLIP's, the stage-3 demo's).
         num_video_tokens: video tokens per video (the model's query count, 96), whatever the frame count.
         video_token: the placeholder the chat template writes once and `hacalib.models.text` expands.
+        tokenizer_kwargs: passed to `AutoTokenizer.from_pretrained` when reloading: {"legacy": True} for Mistral's
+            SentencePiece tokenizer, whose saved files do not keep the flag (transformers 5.24).
     """
 
     def __init__(self, tokenizer: Any, *, image_size: int = 224, image_mean: Sequence[float] = CLIP_MEAN,
-                 image_std: Sequence[float] = CLIP_STD, num_video_tokens: int = 96, video_token: str = prompts.VIDEO_TOKEN):
+                 image_std: Sequence[float] = CLIP_STD, num_video_tokens: int = 96, video_token: str = prompts.VIDEO_TOKEN,
+                 tokenizer_kwargs: dict | None = None):
         if tokenizer.convert_tokens_to_ids(video_token) in (None, tokenizer.unk_token_id):
             raise ValueError(f"the tokenizer has no {video_token!r} token (use `prepare_tokenizer`)")
         self.tokenizer = tokenizer
@@ -52,6 +55,7 @@ class VideoChat2Processor:
         self.image_std = tuple(float(x) for x in image_std)
         self.num_video_tokens = int(num_video_tokens)
         self.video_token = video_token
+        self.tokenizer_kwargs = dict(tokenizer_kwargs or {})
 
     @property
     def video_token_id(self) -> int:
@@ -79,7 +83,7 @@ class VideoChat2Processor:
         self.tokenizer.save_pretrained(path)
         cfg = {"image_size": self.image_size, "image_mean": list(self.image_mean), "image_std": list(self.image_std),
                "num_video_tokens": self.num_video_tokens, "video_token": self.video_token,
-               "processor_class": type(self).__name__}
+               "tokenizer_kwargs": self.tokenizer_kwargs, "processor_class": type(self).__name__}
         (path / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -91,7 +95,8 @@ class VideoChat2Processor:
                                     "`haca convert-videochat2`")
         cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
         cfg.pop("processor_class", None)
-        return cls(AutoTokenizer.from_pretrained(str(path)), **cfg)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), **cfg.get("tokenizer_kwargs", {}))
+        return cls(tokenizer, **cfg)
 
 
 def prepare_tokenizer(tokenizer: Any, video_token: str = prompts.VIDEO_TOKEN) -> Any:
