@@ -258,3 +258,17 @@ def test_video_features_match_the_original_end_to_end(dtype, tol):
         theirs = _lin(reference_qformer(sd, reference_vision(sd, pixels)), sd, "mistral_proj")
     assert ours.shape == (2, 6, DIMS["text_hidden"])
     assert float((ours - theirs).abs().max()) <= tol
+
+
+def test_our_encoder_keeps_the_original_bias_layout_whatever_transformers_videomae_does():
+    """Why the UMT encoder is ours: VideoMAE's attention-bias parameters differ between transformers releases
+    (q/v only in some, q/k/v in others); this records the installed release's names beside our fixed ones."""
+    from transformers import VideoMAEConfig, VideoMAEModel
+
+    mae = VideoMAEModel(VideoMAEConfig(image_size=32, patch_size=16, num_frames=4, tubelet_size=1, hidden_size=32,
+                                       num_hidden_layers=1, num_attention_heads=4, intermediate_size=64))
+    mae_attn = sorted(n.split("attention.attention.")[1] for n, _ in mae.named_parameters() if "attention.attention." in n)
+    assert "query.weight" in mae_attn and "key.weight" in mae_attn  # separate projections, names by release
+    ours = sorted(n.split("attn.")[1] for n, _ in native_from_original(original_checkpoint()).named_parameters()
+                  if n.startswith("vision_model.layers.0.attn."))
+    assert ours == ["proj.bias", "proj.weight", "q_bias", "qkv.weight", "v_bias"]  # no key bias, as the original
