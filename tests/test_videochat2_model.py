@@ -192,3 +192,42 @@ def test_the_prompt_matches_the_original_segments(tiny):
     tpl = VIDEOCHAT2.template
     for text in (tpl.entail_prompt("a red circle"), tpl.qa_prompt("what moves"), tpl.caption_prompt()):
         assert prompt_ids(proc.tokenizer, [text], 6, tpl)[0] == segment_ids(proc.tokenizer, text, 6)
+
+
+def test_model_generate_takes_the_video_once(tiny, frames):
+    """`model.generate(input_ids, pixel_values_videos)` (the video enters at the prefill only) equals the family's."""
+    model, proc = tiny
+    ids = torch.tensor(prompt_ids(proc.tokenizer, [VIDEOCHAT2.template.caption_prompt()], 6, VIDEOCHAT2.template))
+    pv = proc.preprocess(frames[:1])
+    with torch.no_grad():
+        a = model.generate(input_ids=ids, pixel_values_videos=pv, max_new_tokens=4, do_sample=False)
+        b = VIDEOCHAT2.generate(model, ids, torch.ones_like(ids), VIDEOCHAT2.video_features(model, pv),
+                                max_new_tokens=4, do_sample=False)
+    assert a.shape == (1, ids.shape[1] + 4) and torch.equal(a, b)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(frames):
+    model, proc = build_tiny_videochat2(WORDS, seed=2)
+    VIDEOCHAT2.set_pretraining_trainable(model)
+    encoded, videos, video_fn = _encoded(proc, frames)
+    padded, collate = training_data(encoded, videos, video_fn, packed=False, pad_id=proc.tokenizer.pad_token_id)
+    batch = collate([padded[i] for i in range(len(padded))])
+    grads = []
+    for checkpointing in (False, True):
+        model.zero_grad()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+        batch_loss(model, batch).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert model.vision_model.gradient_checkpointing
+    for name, g in grads[0].items():
+        torch.testing.assert_close(grads[1][name], g, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_the_tiny_builder_is_seeded():
+    state = torch.get_rng_state()
+    a, b, c = (build_tiny_videochat2(WORDS, seed=s)[0].state_dict() for s in (3, 3, 4))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["connector.query_tokens"], c["connector.query_tokens"])
+    assert float(a["vision_model.layers.0.attn.q_bias"].abs().sum()) > 0  # random, not zero, q/v biases

@@ -96,3 +96,32 @@ def test_the_fixture_is_what_sentencepiece_gives(shared_fixtures):
     for case in GOLDEN["cases"]:
         before, _, after = case["prompt"].partition(prompts.VIDEO_TOKEN)
         assert [1] + sp.encode(before) + [32000] * 96 + sp.encode(after) == case["input_ids"]
+
+
+def test_conversion_with_the_mistral_tokenizer_reloads_the_original_tokenization(mistral_dir, tmp_path):
+    """The converter's --llm path with Mistral's own tokenizer: the saved folder reloads with the fixture's ids."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from hacalib.models import load_model
+    from hacalib.models.videochat2.convert import convert
+    from test_videochat2_original import DIMS, original_checkpoint
+
+    llm = tmp_path / "mistral"
+    shutil.copytree(mistral_dir, llm)
+    torch.manual_seed(0)
+    MistralForCausalLM(MistralConfig(vocab_size=32000, hidden_size=DIMS["text_hidden"], intermediate_size=64,
+                                     num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4,
+                                     sliding_window=None, tie_word_embeddings=False)).save_pretrained(llm)
+    paths = {}
+    for label, sd in original_checkpoint().items():
+        paths[label] = tmp_path / f"{label}.pth"
+        torch.save(sd, paths[label])
+    out = convert(stage1=paths["stage1"], stage2=paths["stage2"], stage3=paths["stage3"], llm=llm, out=tmp_path / "out",
+                  num_vision_layers=DIMS["blocks"], vision_heads=DIMS["heads"], image_size=DIMS["image"],
+                  qformer_heads=DIMS["qheads"], dtype="float32")
+    model, proc = load_model(out, dtype="float32")
+    assert model.config.video_token_id == 32000 and model.get_input_embeddings().weight.shape[0] == 32000
+    case = GOLDEN["cases"][0]
+    ids = prompt_ids(proc.tokenizer, [case["prompt"]], 96, VIDEOCHAT2.template)[0]
+    assert [i for i in ids if i != 32000] == [i for i in case["input_ids"] if i != 32000]  # 6 video tokens here
+    assert answer_token_ids(proc.tokenizer, VIDEOCHAT2.template) == (5592, 1770)

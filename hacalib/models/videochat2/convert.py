@@ -182,15 +182,15 @@ def check_vision_biases(state: dict[str, torch.Tensor], sources: dict[str, list[
     return norms
 
 
-def convert(*, stage1: str | Path, llm: str | Path, out: str | Path, stage2: str | Path | None = None,
+def convert(*, stage1: str | Path, stage2: str | Path, llm: str | Path, out: str | Path,
             stage3: str | Path | None = None, num_vision_layers: int = 23, vision_heads: int = 16, image_size: int = 224,
             qformer_heads: int = 12, lora_alpha: float = 32.0, instruction: str = DEFAULT_INSTRUCTION,
             qformer_tokenizer: str | None = None, dtype: str = "bfloat16", ignore: Sequence[str] = ()) -> Path:
     """Convert the original checkpoints into `out` (model, processor, `conversion_report.json`); see the module doc.
 
     Args:
-        stage1, stage2, stage3: the original `.pth` files (stage 2/3 optional: a stage-1 + LLM model is VideoChat2
-            before instruction tuning).
+        stage1, stage2, stage3: the original `.pth` files; stage 2 brings the extra queries and the projection,
+            stage 3 (optional) the instruction-tuned weights and LoRA (without it: the stage-2 model).
         llm: a local Hugging Face folder of the base LLM (Mistral-7B-Instruct-v0.2) with its tokenizer.
         out: the output folder (written atomically).
         num_vision_layers, vision_heads, image_size, qformer_heads: what the tensors cannot tell (23, 16, 224, 12).
@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Convert the original VideoChat2 (Mistral) checkpoints into a folder that "
                                             "hacalib.models.load_model reloads offline.")
     p.add_argument("--stage1", required=True, help="umt_l16_qformer.pth (UMT encoder + Q-Former)")
-    p.add_argument("--stage2", help="videochat2_mistral_7b_stage2.pth")
-    p.add_argument("--stage3", help="videochat2_mistral_7b_stage3.pth")
+    p.add_argument("--stage2", required=True, help="videochat2_mistral_7b_stage2.pth (extra queries, projection)")
+    p.add_argument("--stage3", help="videochat2_mistral_7b_stage3.pth (omit it for the stage-2 model)")
     p.add_argument("--llm", required=True, help="local folder of Mistral-7B-Instruct-v0.2 (weights + tokenizer)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--dtype", default="bfloat16", choices=sorted(DTYPES), help="dtype of the saved weights")
