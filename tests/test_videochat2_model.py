@@ -114,6 +114,13 @@ def test_save_reload_gives_identical_pyes(tiny, frames, tmp_path):
     assert family_of(again) is VIDEOCHAT2 and type(proc2) is type(proc)
     np.testing.assert_array_equal(p_yes(again, proc2, reqs), before)
     assert proc2.tokenizer(CAPTIONS[1]).input_ids == proc.tokenizer(CAPTIONS[1]).input_ids
+    from hacalib.models.videochat2 import VideoChat2ForConditionalGeneration
+
+    eager = VideoChat2ForConditionalGeneration.from_pretrained(tmp_path / "vc2", attn_implementation="eager").eval()
+    assert VIDEOCHAT2.attn_implementation(eager) == "eager"  # the packed mask then takes its additive form
+    np.testing.assert_allclose(p_yes(eager, proc2, reqs), before, atol=ATOL, rtol=0)
+    bf16 = p_yes(again.to(torch.bfloat16), proc2, reqs)  # bf16 runs (P(yes) is read in float32)
+    assert bf16.dtype == np.float32 and np.abs(bf16 - before).max() < 0.05
 
 
 def _encoded(proc, frames):
@@ -231,3 +238,28 @@ def test_the_tiny_builder_is_seeded():
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["connector.query_tokens"], c["connector.query_tokens"])
     assert float(a["vision_model.layers.0.attn.q_bias"].abs().sum()) > 0  # random, not zero, q/v biases
+
+
+def test_the_default_config_has_the_paper_model_shapes():
+    """VideoChat2-Mistral-7B's shapes, built on the meta device (no memory): what the converter fills."""
+    from accelerate import init_empty_weights
+
+    from hacalib.models.videochat2 import VideoChat2Config, VideoChat2ForConditionalGeneration
+
+    config = VideoChat2Config()
+    with init_empty_weights():
+        model = VideoChat2ForConditionalGeneration(config)
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert len(model.vision_model.layers) == 23 and config.vision_config.post_layernorm_eps == 1e-12
+    assert shapes["vision_model.patch_embedding.weight"] == (1024, 3, 1, 16, 16)
+    assert shapes["vision_model.layers.22.attn.qkv.weight"] == (3072, 1024)
+    assert shapes["vision_model.layers.22.attn.q_bias"] == (1024,) and "vision_model.layers.0.attn.k_bias" not in shapes
+    assert shapes["vision_model.layers.0.mlp.fc1.weight"] == (4096, 1024)
+    assert shapes["connector.query_tokens"] == (1, 96, 768)
+    assert shapes["connector.qformer.embeddings.word_embeddings.weight"] == (30523, 768)
+    assert shapes["connector.qformer.encoder.layer.10.crossattention.attention.key.weight"] == (768, 1024)
+    assert "connector.qformer.encoder.layer.11.crossattention.attention.key.weight" not in shapes
+    assert shapes["connector.projection.weight"] == (4096, 768)
+    assert shapes["language_model.model.embed_tokens.weight"] == (32000, 4096)
+    vision = sum(p.numel() for n, p in model.named_parameters() if n.startswith("vision_model."))
+    assert 290e6 < vision < 300e6  # UMT-L without its 24th block
