@@ -17,7 +17,7 @@ from hacalib.models.videochat2.convert import convert
 from hacalib.models.videochat2.tiny import template_words
 from hacalib.scoring.pyes import p_yes
 from hacalib.scoring.requests import ScoreRequest
-from test_videochat2_original import DIMS, INSTRUCTION, _lin, effective, original_checkpoint, reference_qformer, reference_vision
+from test_videochat2_original import DIMS, _lin, effective, original_checkpoint, reference_qformer, reference_vision
 
 R, ALPHA = 4, 8.0
 PROJ = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj",
@@ -122,15 +122,9 @@ def test_converted_features_equal_the_original_equations_and_pyes_runs(converted
     pixels = torch.randn(1, 8, 3, DIMS["image"], DIMS["image"], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = model.get_video_features(pixels)
-    ref_sd = {**sd, "query_tokens": sd["query_tokens"]}
-    ids = model.config.qformer_instruction_ids  # the converter's instruction (BERT ids) must be what the reference reads
-    import test_videochat2_original as original
-
-    saved, original.INSTRUCTION = original.INSTRUCTION, ids
-    try:
-        theirs = _lin(reference_qformer(ref_sd, reference_vision(ref_sd, pixels)), sd, "mistral_proj")
-    finally:
-        original.INSTRUCTION = saved
+    # the converter's instruction (the BERT ids of the demo's text) is what the reference must read
+    ids = model.config.qformer_instruction_ids
+    theirs = _lin(reference_qformer(sd, reference_vision(sd, pixels), instruction=ids), sd, "mistral_proj")
     assert float((ours - theirs).abs().max()) <= 1e-5
     frames = torch.randint(0, 256, (8, 64, 64, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)).numpy()
     reqs = [ScoreRequest(frames, c, video_id="v") for c in ("a red circle moves left", "a circle")]

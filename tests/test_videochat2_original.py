@@ -26,8 +26,9 @@ from hacalib.models.videochat2 import VideoChat2Config, VideoChat2ForConditional
 from hacalib.models.videochat2.convert import Assembly
 from hacalib.models.videochat2.vision import video_position_table
 
-# small shapes with the real structure (and the Q-Former's real vocabulary, so the BERT instruction ids fit): grid 4 (64-pixel frames, 16-pixel patches), 2 + 1 vision blocks (the last
-# one is UMT's 24th, which VideoChat2 never runs), 4 Q-Former layers (cross-attention on 0 and 2)
+# small shapes with the real structure: grid 4 (64-pixel frames, 16-pixel patches), 2 + 1 vision blocks (the last
+# one is UMT's 24th, which VideoChat2 never runs), 4 Q-Former layers (cross-attention on 0 and 2), and the
+# Q-Former's real vocabulary (so the bert-base-uncased instruction ids fit)
 DIMS = dict(image=64, patch=16, c=32, heads=4, blocks=2, h=24, qheads=4, qlayers=4, vocab=30523, qpos=40,
             n_query=4, n_extra=2, text_hidden=40, text_vocab=60)
 INSTRUCTION = [1, 7, 9, 11, 2]
@@ -174,11 +175,12 @@ def _bert_ffn(x, sd, p, inter, out):
     return _ln(_lin(F.gelu(_lin(x, sd, f"{p}.{inter}.dense")), sd, f"{p}.{out}.dense") + x, sd, f"{p}.{out}.LayerNorm", 1e-12)
 
 
-def reference_qformer(sd: dict, vision: torch.Tensor, d: dict = DIMS, layers: int | None = None) -> torch.Tensor:
+def reference_qformer(sd: dict, vision: torch.Tensor, d: dict = DIMS, layers: int | None = None,
+                      instruction: list[int] = INSTRUCTION) -> torch.Tensor:
     """The queries' outputs (B, Q, h) of `qformer.bert(instruction, query_embeds=..., encoder_hidden_states=...)`."""
     b = vision.shape[0]
     queries = torch.cat([sd["query_tokens"], sd["extra_query_tokens"]], dim=1).expand(b, -1, -1)
-    ids = torch.tensor(INSTRUCTION)[None].expand(b, -1)
+    ids = torch.tensor(instruction)[None].expand(b, -1)
     text = sd["qformer.bert.embeddings.word_embeddings.weight"][ids]
     text = text + sd["qformer.bert.embeddings.position_embeddings.weight"][: ids.shape[1]]
     x = _ln(torch.cat([queries, text], dim=1), sd, "qformer.bert.embeddings.LayerNorm", 1e-12)

@@ -141,7 +141,8 @@ def build_config(state: dict[str, torch.Tensor], text_config: Any, *, num_vision
                                     num_attention_heads=vision_heads, num_hidden_layers=num_vision_layers)
     q = "connector.qformer."
     layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(q) + r"encoder\.layer\.(\d+)\.", k)))
-    cross = sorted({int(m.group(1)) for k in state if (m := re.match(re.escape(q) + r"encoder\.layer\.(\d+)\.crossattention", k))})
+    crossattention = re.compile(re.escape(q) + r"encoder\.layer\.(\d+)\.crossattention")
+    cross = sorted({int(m.group(1)) for k in state if (m := crossattention.match(k))})
     freq = cross[1] - cross[0] if len(cross) > 1 else layers
     if cross != list(range(0, layers, freq)):
         raise DataError("<stage files>", f"cross-attention in Q-Former layers {cross}: not every {freq}th of {layers}")

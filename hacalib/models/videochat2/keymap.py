@@ -27,10 +27,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_VISION_BLOCK = re.compile(r"vision_encoder\.encoder\.blocks\.(\d+)\.(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)$")
+_VISION_BLOCK = re.compile(r"vision_encoder\.encoder\.blocks\.(\d+)\."
+                           r"(norm1|norm2|attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.(weight|bias)$")
 _VISION_BIAS = re.compile(r"vision_encoder\.encoder\.blocks\.(\d+)\.attn\.(q_bias|v_bias)$")
 _QFORMER = re.compile(r"qformer\.bert\.(embeddings\.(?:word_embeddings|position_embeddings)\.weight|"
-                      r"encoder\.layer\.\d+\.(?:attention|crossattention)\.(?:self\.(?:query|key|value)|output\.(?:dense|LayerNorm))\.(?:weight|bias)|"
+                      r"encoder\.layer\.\d+\.(?:attention|crossattention)\."
+                      r"(?:self\.(?:query|key|value)|output\.(?:dense|LayerNorm))\.(?:weight|bias)|"
                       r"encoder\.layer\.\d+\.(?:intermediate|intermediate_query)\.dense\.(?:weight|bias)|"
                       r"encoder\.layer\.\d+\.(?:output|output_query)\.(?:dense|LayerNorm)\.(?:weight|bias))$")
 _LORA = re.compile(r"mistral_model\.base_model\.model\.(.+)\.lora_([AB])\.(?:default\.)?weight$")
