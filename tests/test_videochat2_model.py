@@ -263,3 +263,21 @@ def test_the_default_config_has_the_paper_model_shapes():
     assert shapes["language_model.model.embed_tokens.weight"] == (32000, 4096)
     vision = sum(p.numel() for n, p in model.named_parameters() if n.startswith("vision_model."))
     assert 290e6 < vision < 300e6  # UMT-L without its 24th block
+
+
+def test_preprocessing_resizes_the_short_side_crops_the_centre_and_never_flips():
+    from hacalib.models.videochat2.processing import CLIP_MEAN, CLIP_STD, VideoChat2Processor, original_frame_indices
+
+    proc = VideoChat2Processor(build_tiny_videochat2(WORDS, seed=0)[1].tokenizer, image_size=64)
+    frames = np.zeros((2, 90, 160, 3), dtype=np.uint8)
+    frames[:, :, 50:70] = 255  # a bright band left of the centre
+    x = proc.preprocess([frames])
+    assert x.shape == (1, 2, 3, 64, 64) and x.dtype == torch.float32
+    # 90 x 160 -> 64 x 113 (short side 64), centre crop 64: columns 24..88 of the resized frame
+    bright = (x[0, 0, 0] * CLIP_STD[0] + CLIP_MEAN[0]).mean(dim=0) > 0.5
+    cols = bright.nonzero().squeeze(1)
+    assert 8 < int(cols.min()) and int(cols.max()) < 30  # at 11.6..25.8 after resize and crop: not flipped
+    with pytest.raises(ValueError, match="uint8"):
+        proc.preprocess([frames.astype(np.float32)])
+    # the demo's frame choice, for reference: s = (N - 1) / T, frame i = int(s / 2) + round(s * i)
+    assert original_frame_indices(300, 8).tolist() == [18, 55, 93, 130, 168, 205, 242, 280]
