@@ -1,7 +1,8 @@
 """VideoChat2's Mistral prompt with the real Mistral tokenizer: the token ids hacalib feeds the model, against a
 committed fixture made the original's way (segments around the video tokenized separately, BOS on the first only).
 
-Needs ../shared/fixtures/tokenizers/mistral_v1/tokenizer.model (skipped with the reason when it is absent).
+Needs ../shared/fixtures/tokenizers/mistral_v1/tokenizer.model and the PyPI packages `sentencepiece` and `protobuf`
+(transformers reads a SentencePiece model with them); skipped with the reason when either is absent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def mistral_dir(shared_fixtures, tmp_path_factory):
     src = shared_fixtures / "tokenizers" / "mistral_v1" / "tokenizer.model"
     if not src.is_file():
         pytest.skip(f"the Mistral tokenizer is not at {src}")
+    for package in ("sentencepiece", "google.protobuf"):
+        pytest.importorskip(package, reason=f"{package} is needed to read a SentencePiece tokenizer.model")
     folder = tmp_path_factory.mktemp("mistral_tok")
     shutil.copy(src, folder / "tokenizer.model")
     return folder
