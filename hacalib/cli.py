@@ -5,7 +5,7 @@ folder that cannot be written, a full disk) ends in one line on stderr naming wh
 `--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
 
 May import: `hacalib.errors`, `hacalib.io`, `hacalib.report`, `hacalib.reproduce`, `hacalib.experiment`,
-`hacalib.training.bases`, `hacalib.toyworld`.
+`hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`.
 """
 
 from __future__ import annotations
@@ -95,6 +95,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert_videochat2(args: argparse.Namespace) -> int:
+    """The original VideoChat2 checkpoints -> a folder `load_model` reloads (the converter parses its own options)."""
+    from .models.videochat2.convert import main as convert_main
+
+    args.debug = "--debug" in args.argv
+    return convert_main(args.argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="haca", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -145,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--fixtures", default="../shared/fixtures", help="folder with the real clip and Llama-2 tokenizer")
     h.add_argument("--out", default="runs/rehearsal", help="where the hub cache and data root are written")
     h.set_defaults(func=cmd_rehearse)
+
+    v = sub.add_parser("convert-videochat2", add_help=False, prefix_chars="\0",
+                       help="convert the original VideoChat2 checkpoints (see `haca convert-videochat2 --help`)")
+    v.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
+    v.set_defaults(func=cmd_convert_videochat2, debug=False)
 
     i = sub.add_parser("info", parents=[common], help="print the provenance record of this environment")
     i.set_defaults(func=cmd_info)

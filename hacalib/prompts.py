@@ -78,6 +78,18 @@ class ChatTemplate:
 VIDEO_LLAVA = ChatTemplate(entail=ENTAIL_TEMPLATE, mask=MASK_TEMPLATE, caption=CAPTION_TEMPLATE, qa=QA_TEMPLATE)
 
 
+# VideoChat2 (Mistral), the evaluation prompt of its stage-3 demo: `[INST] <Video>{video}</Video> [/INST]` as the
+# first user turn, the question as a second `[INST] ... [/INST]` turn, the answer right after the final `[/INST]`.
+# The tokenizer adds BOS (`<s>`); `<video>` expands to the 96 video tokens. docs/videochat2.md has the choices.
+VIDEOCHAT2_VIDEO_TURN = "[INST] <Video>" + VIDEO_TOKEN + "</Video> [/INST] "
+VIDEOCHAT2 = ChatTemplate(
+    entail=VIDEOCHAT2_VIDEO_TURN + '[INST] Does this video entail the description: "{caption}"? [/INST]',
+    mask=VIDEOCHAT2_VIDEO_TURN + '[INST] Some words of this description are hidden as <mask>: "{masked_caption}". '
+    "Write the full description of the video. [/INST]",
+    caption=VIDEOCHAT2_VIDEO_TURN + "[INST] Describe the video. [/INST]",
+    qa=VIDEOCHAT2_VIDEO_TURN + "[INST] {question} [/INST]",
+)
+
 def entail_prompt(caption: str) -> str:
     """Video-LLaVA's entailment question for one description (`VIDEO_LLAVA.entail_prompt`)."""
     return VIDEO_LLAVA.entail_prompt(caption)

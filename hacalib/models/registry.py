@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from .family import VideoLLMFamily
+from .videochat2.family import VIDEOCHAT2
 from .videollava import VIDEO_LLAVA
 
-FAMILIES: dict[str, VideoLLMFamily] = {VIDEO_LLAVA.name: VIDEO_LLAVA}
+FAMILIES: dict[str, VideoLLMFamily] = {VIDEO_LLAVA.name: VIDEO_LLAVA, VIDEOCHAT2.name: VIDEOCHAT2}
 
 
 def register(family: VideoLLMFamily) -> VideoLLMFamily:
