@@ -217,7 +217,8 @@ class Experiment:
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
         model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
-        # P(yes) benchmarks keep their scores per finished video here, so a killed evaluation resumes mid-way
+        # P(yes) and generation benchmarks keep their results per finished video here, so a killed evaluation
+        # resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
         df = self._evaluate(benchmark, model, processor, progress)
         with atomic_path(path) as tmp:
@@ -239,9 +240,11 @@ class Experiment:
             return evaluate.videocon_pairs(model, processor, root, limit=cfg.videocon_heldout,
                                            resume_file=progress / "videocon.csv", **kw)
         if benchmark == "qa":
-            return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions)
+            return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions,
+                                       resume_file=progress / "qa.jsonl")
         if benchmark == "corrections":
-            return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout)
+            return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout,
+                                               resume_file=progress / "corrections.jsonl")
         if benchmark == "videocon_loglik":
             return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout, **kw)
         frames = []

@@ -20,7 +20,8 @@ from ..data.integrity import check_videos
 from ..data.layout import DataRoot
 from ..data.ssv2 import extract_template
 from ..errors import DataError
-from .generation import answer_questions, generate_corrections, generate_texts
+from .answers_file import generate_to_file
+from .generation import CORRECTION_MAX_NEW_TOKENS, correction_prompts, generate_texts, qa_inputs
 from .judges import judge_offline
 from .loglik import caption_loglik
 from .pyes import p_yes
@@ -38,6 +39,14 @@ def _scores(model: Any, processor: Any, requests: list[ScoreRequest], resume_fil
     if resume_file is None:
         return p_yes(model, processor, requests, **score_kw)
     return score_to_file(model, processor, requests, resume_file, **score_kw)
+
+
+def _texts(model: Any, processor: Any, requests: list[ScoreRequest], prompts: list[str],
+           resume_file: str | Path | None, **gen_kw: Any) -> list[str]:
+    """Greedy answers; with `resume_file`, through `generate_to_file` (kept per finished video, resumable)."""
+    if resume_file is None:
+        return generate_texts(model, processor, requests, prompts, **gen_kw)
+    return generate_to_file(model, processor, requests, prompts, resume_file, **gen_kw)
 
 
 def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]], num_frames: int = 8) -> None:
@@ -143,14 +152,17 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
 
 
 def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None = None,
-               video_cache: MutableMapping | None = None, **gen_kw: Any) -> pd.DataFrame:
-    """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment)."""
+               video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
+               **gen_kw: Any) -> pd.DataFrame:
+    """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment).
+    With `resume_file`, answers are also kept there per finished video, and a call interrupted by a kill continues
+    from it (`hacalib.scoring.answers_file.generate_to_file`)."""
     items = load_msrvtt_qa(root.msrvtt_qa_questions, root.msrvtt_qa_answers, video_root=root.msrvtt_qa_videos)
     items = list(_limit(items, limit))
     _require_videos([(it.video_path, root.msrvtt_qa_questions, it.row, "video_name") for it in items],
                     gen_kw.get("num_frames", 8))
-    preds = answer_questions(model, processor, items, source=str(root.msrvtt_qa_questions),
-                             video_cache=video_cache, **gen_kw)
+    requests, prompts = qa_inputs(model, items, source=str(root.msrvtt_qa_questions))
+    preds = _texts(model, processor, requests, prompts, resume_file, video_cache=video_cache, **gen_kw)
     judged = judge_offline(preds, [it.answer for it in items])
     return pd.DataFrame({
         "question_id": [it.question_id for it in items], "type": [it.type for it in items],
@@ -160,16 +172,19 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
 
 
 def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
-                       video_cache: MutableMapping | None = None, **gen_kw: Any) -> pd.DataFrame:
+                       video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
+                       **gen_kw: Any) -> pd.DataFrame:
     """The model's full greedy answer ("Yes" / "No, <correction>") to the entailment prompt of each held-out
-    contrast caption, with how much the correction recovers the true caption.
+    contrast caption, with how much the correction recovers the true caption. `resume_file`: as for `qa_answers`.
 
     Returns columns misalignment, video, caption, neg_caption, answer, says_no, correction, differs_from_contrast,
     overlap_true, overlap_contrast.
     """
     rows = heldout_rows(root, split, limit)
-    answers = generate_corrections(model, processor, [ScoreRequest(r.video_path, r.neg_caption) for r in rows],
-                                   video_cache=video_cache, **gen_kw)
+    requests = [ScoreRequest(r.video_path, r.neg_caption) for r in rows]
+    gen_kw.setdefault("max_new_tokens", CORRECTION_MAX_NEW_TOKENS)
+    answers = _texts(model, processor, requests, correction_prompts(model, requests), resume_file,
+                     video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
