@@ -70,7 +70,7 @@ SPEEDS: dict[str, tuple[Speed, ...]] = {
 TOY_OBJECTIVE_FACTOR = {"entail": 1.0, "haca": 18.751 / 17.333, "haca_mask": 25.900 / 17.333}
 NOTES = {
     "videollava-7b": ["QA and corrections: bench/generation.py --shape 7b has not run on a GPU yet, so each answer "
-                      "is costed as one full forward (its prefill) and decoding is left out: a lower bound.",
+                      "is costed as one full forward (its prefill) and decoding is left out: read it as a lower bound.",
                       "Training: every objective is costed at the measured haca_mask step (3 targets per video); "
                       "entail and haca pack 2 targets per video, a little less."],
     "toy": ["Corrections are costed at the QA rate (one-word answers); a correction is a caption, so more decoding.",

@@ -155,3 +155,16 @@ def test_every_speed_names_its_device_and_source():
     for preset, speeds in SPEEDS.items():
         for s in speeds:
             assert s.value > 0 and s.device and s.source, (preset, s)
+
+
+def test_the_generation_bench_prints_its_json_line(tmp_path, capsys):
+    """bench/generation.py, the source of the toy preset's `generate` speed, on a tiny random-weight run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_generation", ROOT / "bench" / "generation.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--videos", "2", "--questions", "3", "--batch", "4", "--max-new-tokens", "2", "--repeats", "1",
+                         "--threads", "1"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+    assert result["bench"] == "generation" and result["questions"] == 6 and result["questions_per_s"] > 0
