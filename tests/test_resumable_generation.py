@@ -282,3 +282,30 @@ def test_experiment_qa_resumes_after_an_interruption(setup, tmp_path, monkeypatc
     monkeypatch.setattr(generation.VideoLoader, "__call__", original)
     experiment_in(shared).per_item("qa", "pretrained")
     assert done.read_bytes() == first
+
+
+@pytest.mark.slow
+def test_experiment_corrections_go_through_the_answers_file(setup, tmp_path, monkeypatch):
+    """The corrections evaluation writes its answers file with the correction length (48 new tokens) and gives the
+    answers the plain path gives."""
+    import hacalib.experiment as experiment
+    from hacalib.experiment import Experiment
+    from hacalib.scoring import evaluate
+
+    _, model_dir, _ = setup
+    exp = Experiment(preset="toy", cache_dir=str(tmp_path / "cache"), seeds=(0,), smoke=True)
+    monkeypatch.setattr(exp, "base_model", lambda base=None: model_dir)
+    seen = []
+    original = experiment.Experiment._evaluate
+
+    def keep_header(self, benchmark, model, processor, progress):
+        df = original(self, benchmark, model, processor, progress)
+        seen.append(json.loads((progress / "corrections.jsonl").read_text().splitlines()[0]))
+        return df
+
+    monkeypatch.setattr(experiment.Experiment, "_evaluate", keep_header)
+    got = exp.per_item("corrections", "pretrained")
+    assert seen[0]["generation"]["max_new_tokens"] == 48 and seen[0]["requests"]["count"] == len(got) == 14
+    model, proc = exp.model("pretrained")
+    plain = evaluate.correction_answers(model, proc, exp.root, limit=exp.config.videocon_heldout)
+    assert got["answer"].tolist() == plain["answer"].tolist()
