@@ -4,8 +4,8 @@ Every argument is checked before any work. A user's mistake (bad input data, an 
 folder that cannot be written, a full disk) ends in one line on stderr naming what to change, exit status 2;
 `--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
 
-May import: `hacalib.errors`, `hacalib.io`, `hacalib.report`, `hacalib.reproduce`, `hacalib.experiment`,
-`hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`.
+May import: `hacalib.errors`, `hacalib.io`, `hacalib.report`, `hacalib.reproduce`, `hacalib.plan`, `hacalib.experiment`,
+`hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`, `hacalib.rehearsal`.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     cfg = ReproduceConfig(project_root=Path(args.project_root).resolve(), preset=args.preset,
                           data_root=args.data_root, seeds=args.seeds, base_seeds=args.base_seeds,
                           retrain_base=args.retrain_base, smoke=args.smoke, only=args.only or ())
+    if args.plan:  # what would run, what is cached, how long: nothing is built
+        from .plan import make_plan, render
+
+        print(render(make_plan(cfg)))
+        return 0
     reproduce(cfg)
     return 0
 
@@ -121,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated toy base models, i.e. pretraining seeds (default: the preset's, toy 0,1,2)")
     r.add_argument("--retrain-base", action="store_true",
                    help="toy: pretrain the base models from the world instead of using the shipped ones")
+    r.add_argument("--plan", action="store_true",
+                   help="print every training run and evaluation these settings would run, what is cached and an "
+                        "estimate of the time left; run nothing")
     r.add_argument("--project-root", default=".", help="the project checkout (default: current folder)")
     r.set_defaults(func=cmd_reproduce)
 

@@ -43,11 +43,16 @@ def world_size(smoke: bool) -> str:
     return "smoke" if smoke else "default"
 
 
+def world_dir(cache_dir: str | Path, *, smoke: bool, seed: int = 0) -> Path:
+    """Where the toy world of this size and seed lives under the cache (nothing is built)."""
+    return Path(cache_dir) / "toyworld" / f"{world_size(smoke)}-seed{seed}"
+
+
 def ensure_world(cache_dir: str | Path, *, smoke: bool, seed: int = 0) -> Path:
     """Build (or reuse) the toy world under `cache_dir/toyworld/<size>-seed<seed>` and return its data root."""
     from .toyworld import build_world
 
-    out = Path(cache_dir) / "toyworld" / f"{world_size(smoke)}-seed{seed}"
+    out = world_dir(cache_dir, smoke=smoke, seed=seed)
     build_world(out, size=world_size(smoke), seed=seed)  # a complete world with the same config is not rebuilt
     return out
 
@@ -104,6 +109,13 @@ class Experiment:
         return self._root
 
     @property
+    def root_path(self) -> Path:
+        """The data root's folder, without building or checking it (`root` does both)."""
+        if self.preset == "toy":
+            return world_dir(self.cache_dir, smoke=self.smoke, seed=self.world_seed)
+        return Path(self.data_root)
+
+    @property
     def tag(self) -> str:
         return f"{self.preset}-{'smoke' if self.smoke else 'full'}-world{self.world_seed}"
 
@@ -122,6 +134,13 @@ class Experiment:
         return tagger_for(self.root.path)
 
     # ------------------------------------------------------------------ models
+    def base_path(self, base: int | None = None) -> str | Path:
+        """Where base model `base` is or will be (toy), or the hub model (paper preset); nothing is made."""
+        cfg = self.config
+        if cfg.pretrain is None:
+            return cfg.base_model
+        return Path(self.cache_dir) / "models" / f"toy-base-{self.base_tag(self._base(base))}"
+
     def base_model(self, base: int | None = None) -> str | Path:
         """A base model: the toy one of pretraining seed `base` (shipped or trained here, cached), the hub model for
         the paper preset."""
@@ -133,7 +152,7 @@ class Experiment:
 
         base = self._base(base)
         pretrain = replace(cfg.pretrain, seed=base)
-        out = Path(self.cache_dir) / "models" / f"toy-base-{self.base_tag(base)}"
+        out = Path(self.base_path(base))
         key = cache_key(pretrain, self.root.path)
         if not self.retrain_base and not is_pretrained(out, key):
             install_shipped_base(base, key, out)  # False (and pretraining below) when no shipped base fits
@@ -144,6 +163,17 @@ class Experiment:
         suffix = f"-mask{round(ratio * 100):02d}" if objective == "haca_mask" else ""
         return f"{objective}{suffix}-seed{seed}"
 
+    def train_config(self, objective: str, seed: int, mask_ratio: float | None = None, **overrides: Any):
+        """The TrainConfig of one run: the preset's, with the run's objective, seed, mask ratio and overrides."""
+        ratio = DEFAULT_MASK_RATIO if mask_ratio is None else mask_ratio
+        return replace(self.config.finetune, objective=objective, seed=seed, mask_ratio=ratio, **overrides)
+
+    def run_path(self, objective: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
+                 **overrides: Any) -> Path:
+        """The folder of one fine-tuning run (finished or not; nothing is trained)."""
+        name = self.run_name(objective, seed, mask_ratio) + "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
+        return Path(self.cache_dir) / "runs" / self.base_tag(base) / name
+
     def finetuned(self, objective: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
                   **overrides: Any) -> Path:
         """Train (or reuse) the adapter of one run on base model `base`; `overrides` change TrainConfig fields
@@ -151,10 +181,8 @@ class Experiment:
         from .training.finetune import finetune
 
         cfg = self.config
-        ratio = DEFAULT_MASK_RATIO if mask_ratio is None else mask_ratio
-        train_cfg = replace(cfg.finetune, objective=objective, seed=seed, mask_ratio=ratio, **overrides)
-        name = self.run_name(objective, seed, mask_ratio) + "".join(f"-{k}={v}" for k, v in sorted(overrides.items()))
-        out = Path(self.cache_dir) / "runs" / self.base_tag(base) / name
+        train_cfg = self.train_config(objective, seed, mask_ratio, **overrides)
+        out = self.run_path(objective, seed, mask_ratio, base=base, **overrides)
         return finetune(self.base_model(base), self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
                         progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos)
 
@@ -188,10 +216,29 @@ class Experiment:
         if torch.cuda.is_available():
             model.to("cuda")
 
-    def _base_results_dir(self, base: int | None = None) -> Path:
-        """Where a pretrained row's results go: inside a toy model folder, or a cache folder for a hub model."""
-        path = Path(str(self.base_model(base)))
+    def _base_results_dir(self, base: int | None = None, *, make: bool = True) -> Path:
+        """Where a pretrained row's results go: inside a toy model folder, or a cache folder for a hub model
+        (`make=False`: without making the base model)."""
+        path = Path(str(self.base_model(base) if make else self.base_path(base)))
+        if self.config.pretrain is not None:
+            return path
         return path if path.is_dir() else Path(self.cache_dir) / "models" / "hub" / _slug(str(path))
+
+    def eval_limit(self, benchmark: str) -> int | None:
+        """How many items of `benchmark` the preset evaluates (None: all)."""
+        cfg = self.config
+        return {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
+                "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout,
+                "videocon_loglik": cfg.videocon_heldout}[benchmark]
+
+    def eval_file(self, benchmark: str, where: Path, base: int | None = None) -> Path:
+        """The cached per-item CSV of one run (results folder `where`) on one benchmark."""
+        # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
+        # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
+        key = hashlib.sha256(json.dumps([benchmark, self.eval_limit(benchmark), str(self.root_path),
+                                         prompts.PROMPT_VERSION, asdict(self.config.model), str(self.base_path(base))],
+                                        default=str).encode()).hexdigest()[:10]
+        return where / "eval" / f"{benchmark}-{key}.csv"
 
     def runs(self, rows: tuple = ("pretrained", *OBJECTIVE_ROWS)) -> list[tuple[str, int, int]]:
         """Every run (row, base, seed): the pretrained row once per base model (seed 0), each objective with every
@@ -205,19 +252,12 @@ class Experiment:
         if benchmark not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
         where = self.run_dir(row, seed, mask_ratio, base=base, **overrides) or self._base_results_dir(base)
-        cfg = self.config
-        limits = {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
-                  "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout, "videocon_loglik": cfg.videocon_heldout}
-        # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
-        # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
-        key = hashlib.sha256(json.dumps([benchmark, limits[benchmark], str(self.root.path), prompts.PROMPT_VERSION,
-                                         asdict(cfg.model), str(self.base_model(base))],
-                                        default=str).encode()).hexdigest()[:10]
-        path = where / "eval" / f"{benchmark}-{key}.csv"
+        path = self.eval_file(benchmark, where, base)
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
         model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
-        # P(yes) benchmarks keep their scores per finished video here, so a killed evaluation resumes mid-way
+        # P(yes) and generation benchmarks keep their results per finished video here, so a killed evaluation
+        # resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
         df = self._evaluate(benchmark, model, processor, progress)
         with atomic_path(path) as tmp:
@@ -237,13 +277,16 @@ class Experiment:
                                            resume_file=progress / "velociti.csv", **kw)
         if benchmark == "videocon":
             return evaluate.videocon_pairs(model, processor, root, limit=cfg.videocon_heldout,
-                                           resume_file=progress / "videocon.csv", **kw)
+                                           duplicates=cfg.duplicates, resume_file=progress / "videocon.csv", **kw)
         if benchmark == "qa":
-            return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions)
+            return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions,
+                                       resume_file=progress / "qa.jsonl")
         if benchmark == "corrections":
-            return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout)
+            return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout,
+                                               duplicates=cfg.duplicates, resume_file=progress / "corrections.jsonl")
         if benchmark == "videocon_loglik":
-            return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout, **kw)
+            return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout,
+                                            duplicates=cfg.duplicates, **kw)
         frames = []
         for name in root.ssv2_names():
             matrix, scores = evaluate.retrieval_scores(model, processor, root, name,

@@ -105,8 +105,8 @@ LAYERS = [
     {"hacalib.toyworld"},
     {"hacalib.models"},
     {"hacalib.training", "hacalib.scoring", "hacalib.report"},
-    {"hacalib.presets", "hacalib.experiment", "hacalib.notebook", "hacalib.reproduce", "hacalib.cli",
-     "hacalib.rehearsal"},
+    {"hacalib.presets", "hacalib.experiment", "hacalib.estimates", "hacalib.plan", "hacalib.notebook",
+     "hacalib.reproduce", "hacalib.cli", "hacalib.rehearsal"},
 ]
 
 

@@ -20,7 +20,8 @@ from ..data.integrity import check_videos
 from ..data.layout import DataRoot
 from ..data.ssv2 import extract_template
 from ..errors import DataError
-from .generation import answer_questions, generate_corrections, generate_texts
+from .answers_file import generate_to_file
+from .generation import CORRECTION_MAX_NEW_TOKENS, correction_prompts, generate_texts, qa_inputs
 from .judges import judge_offline
 from .loglik import caption_loglik
 from .pyes import p_yes
@@ -38,6 +39,14 @@ def _scores(model: Any, processor: Any, requests: list[ScoreRequest], resume_fil
     if resume_file is None:
         return p_yes(model, processor, requests, **score_kw)
     return score_to_file(model, processor, requests, resume_file, **score_kw)
+
+
+def _texts(model: Any, processor: Any, requests: list[ScoreRequest], prompts: list[str],
+           resume_file: str | Path | None, **gen_kw: Any) -> list[str]:
+    """Greedy answers; with `resume_file`, through `generate_to_file` (kept per finished video, resumable)."""
+    if resume_file is None:
+        return generate_texts(model, processor, requests, prompts, **gen_kw)
+    return generate_to_file(model, processor, requests, prompts, resume_file, **gen_kw)
 
 
 def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]], num_frames: int = 8) -> None:
@@ -72,15 +81,18 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     })
 
 
-def heldout_rows(root: DataRoot, split: str = "test", limit: int | None = None) -> list:
-    """The VideoCon rows of `split` (the first `limit`), every video checked to exist before any scoring."""
-    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos) if r.split == split]
+def heldout_rows(root: DataRoot, split: str = "test", limit: int | None = None, duplicates: str = "error") -> list:
+    """The VideoCon rows of `split` (the first `limit`), every video checked to exist before any scoring.
+    `duplicates`: exact repeated rows, as `hacalib.data.load_videocon` (the preset's choice, as for training)."""
+    rows = [r for r in load_videocon(root.videocon_csv, video_root=root.videocon_videos, duplicates=duplicates)
+            if r.split == split]
     rows = list(_limit(rows, limit))
     _require_videos([(r.video_path, root.videocon_csv, r.row, "videopath") for r in rows])
     return rows
 
 
 def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
+                   duplicates: str = "error",
                    video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
                    **score_kw: Any) -> pd.DataFrame:
     """P(yes) of the true and the contrast caption of each held-out VideoCon row (pairwise accuracy per type).
@@ -88,7 +100,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
 
     Returns columns misalignment, video, caption, neg_caption, p_true, p_false.
     """
-    rows = heldout_rows(root, split, limit)
+    rows = heldout_rows(root, split, limit, duplicates)
     requests = [ScoreRequest(r.video_path, cap) for r in rows for cap in (r.caption, r.neg_caption)]
     scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
@@ -99,6 +111,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
 
 
 def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
+                    duplicates: str = "error",
                     video_cache: MutableMapping | None = None, **score_kw: Any) -> pd.DataFrame:
     """The generative readout of the held-out VideoCon pairs: log p(caption | video) of the true and the contrast
     caption as the answer to the captioning prompt (`hacalib.scoring.loglik.caption_loglik`, summed over the caption's tokens
@@ -109,7 +122,7 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
     Returns columns misalignment, video, other_video, caption, neg_caption, ll_true, ll_false, ll_true_other,
     ll_false_other.
     """
-    rows = heldout_rows(root, split, limit)
+    rows = heldout_rows(root, split, limit, duplicates)
     others = rows[1:] + rows[:1]
     requests = [ScoreRequest(v.video_path, cap) for r, o in zip(rows, others) for v in (r, o)
                 for cap in (r.caption, r.neg_caption)]
@@ -143,14 +156,17 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
 
 
 def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None = None,
-               video_cache: MutableMapping | None = None, **gen_kw: Any) -> pd.DataFrame:
-    """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment)."""
+               video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
+               **gen_kw: Any) -> pd.DataFrame:
+    """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment).
+    With `resume_file`, answers are also kept there per finished video, and a call interrupted by a kill continues
+    from it (`hacalib.scoring.answers_file.generate_to_file`)."""
     items = load_msrvtt_qa(root.msrvtt_qa_questions, root.msrvtt_qa_answers, video_root=root.msrvtt_qa_videos)
     items = list(_limit(items, limit))
     _require_videos([(it.video_path, root.msrvtt_qa_questions, it.row, "video_name") for it in items],
                     gen_kw.get("num_frames", 8))
-    preds = answer_questions(model, processor, items, source=str(root.msrvtt_qa_questions),
-                             video_cache=video_cache, **gen_kw)
+    requests, prompts = qa_inputs(model, items, source=str(root.msrvtt_qa_questions))
+    preds = _texts(model, processor, requests, prompts, resume_file, video_cache=video_cache, **gen_kw)
     judged = judge_offline(preds, [it.answer for it in items])
     return pd.DataFrame({
         "question_id": [it.question_id for it in items], "type": [it.type for it in items],
@@ -160,16 +176,20 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
 
 
 def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
-                       video_cache: MutableMapping | None = None, **gen_kw: Any) -> pd.DataFrame:
+                       duplicates: str = "error",
+                       video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
+                       **gen_kw: Any) -> pd.DataFrame:
     """The model's full greedy answer ("Yes" / "No, <correction>") to the entailment prompt of each held-out
-    contrast caption, with how much the correction recovers the true caption.
+    contrast caption, with how much the correction recovers the true caption. `resume_file`: as for `qa_answers`.
 
     Returns columns misalignment, video, caption, neg_caption, answer, says_no, correction, differs_from_contrast,
     overlap_true, overlap_contrast.
     """
-    rows = heldout_rows(root, split, limit)
-    answers = generate_corrections(model, processor, [ScoreRequest(r.video_path, r.neg_caption) for r in rows],
-                                   video_cache=video_cache, **gen_kw)
+    rows = heldout_rows(root, split, limit, duplicates)
+    requests = [ScoreRequest(r.video_path, r.neg_caption) for r in rows]
+    gen_kw.setdefault("max_new_tokens", CORRECTION_MAX_NEW_TOKENS)
+    answers = _texts(model, processor, requests, correction_prompts(model, requests), resume_file,
+                     video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
