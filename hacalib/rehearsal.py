@@ -10,7 +10,8 @@ position, the `<video>` expansion to 2,056 tokens and the loaders on real files 
   (BOS on, left padding, embeddings padded to 32,064 rows), CLIP processing at 224 px with patch 14 and the CLS
   token kept per frame, so 8 frames expand to 8 x 257 = 2,056 video tokens, as in the real model.
 - `out/data/`: a data_root in the paper layout from real files: the first VideoCon rows of `hacalib.samples`
-  (the last third relabelled `test` for the held-out evaluations), VELOCITI-format tests and MSRVTT-QA-format
+  (the last third relabelled `test` for the held-out evaluations, the last one repeated verbatim as the released
+  CSV repeats rows), VELOCITI-format tests and MSRVTT-QA-format
   questions written from real VideoCon captions, the real SSv2-Temporal matrix cut to its first six queries with one positive video each,
   and every video a copy of VideoCon's real example clip, re-encoded to 320x180 H.264 once so that the many decodes
   stay fast (the processor's resize and crop run as for any real video).
@@ -116,6 +117,7 @@ def write_data_root(clip: Path, root: Path) -> Path:
     for i, r in enumerate(rows):
         r["split"] = "test" if i >= 2 * VIDEOCON_ROWS // 3 else "train"
         _link(clip, root / "videocon" / "videos" / r["videopath"])
+    rows.append(dict(rows[-1]))  # the released CSV repeats rows verbatim; the preset must cope (duplicates="drop")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()

@@ -47,6 +47,20 @@ def test_real_vocabulary_answer_position_and_video_expansion(rehearsal, shared_f
     assert model.config.text_config.vocab_size == 32064 and model.config.vision_feature_layer == -2
 
 
+def test_held_out_rows_follow_the_presets_duplicates_choice(rehearsal):
+    """The real VideoCon CSV repeats rows; the paper preset drops exact repeats for evaluation as for training."""
+    from hacalib.data.layout import DataRoot
+    from hacalib.errors import DataError
+    from hacalib.presets import preset
+    from hacalib.scoring.evaluate import heldout_rows
+
+    root = DataRoot(rehearsal["data_root"])
+    with pytest.raises(DataError, match="repeated row"):
+        heldout_rows(root)
+    assert preset("videollava-7b").duplicates == "drop"
+    assert len(heldout_rows(root, duplicates="drop")) == 6 and len(heldout_rows(root, duplicates="keep")) == 7
+
+
 @pytest.mark.slow
 def test_paper_preset_runs_end_to_end_from_the_hub_cache(rehearsal, tmp_path):
     """Every notebook of `haca reproduce --preset videollava-7b --smoke`, offline, in a scratch project folder."""
