@@ -325,3 +325,32 @@ def test_downloads_go_through_huggingface_hub_at_the_pinned_commit(tmp_path, mon
     assert repo_id == "videocon/videocon" and kw["repo_type"] == "dataset" and kw["revision"] == VIDEOCON_REV
     assert kw["local_dir"] == tmp_path / "data" / ".hub" / "videocon" / "videocon"
     assert kw["allow_patterns"] == hub.VIDEOCON_PATTERNS and kw["force_download"] is False
+
+
+def test_the_real_download_layer_offline_reads_a_prefilled_snapshot(tmp_path, monkeypatch):
+    """huggingface_hub itself (no stand-in), offline: an earlier download left in `.hub/` is what gets converted."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    snap = tmp_path / "data" / ".hub" / "videocon" / "videocon"
+    snap.mkdir(parents=True)
+    (snap / "videocon_llm_entailment.csv").write_text(_videocon_csv(4), encoding="utf-8")
+    f = fetch.Fetcher(tmp_path / "data", revisions={"videocon": VIDEOCON_REV}, log=lambda line: None)
+    with pytest.raises(DataError, match="videocon: 4 "):  # the videos are still the user's to supply
+        f.run(("videocon",))
+    root = DataRoot(tmp_path / "data")
+    assert len(load_videocon(root.videocon_csv, duplicates="keep")) == 4
+    manifest = json.loads((tmp_path / "data" / fetch.MANIFEST).read_text())
+    assert manifest["datasets"]["videocon"]["request"]["from"] == "huggingface_hub"
+    assert manifest["datasets"]["videocon"]["status"] == "incomplete"
+
+
+def test_a_download_that_cannot_happen_is_one_clear_error(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    f = fetch.Fetcher(tmp_path / "data", revisions={"velociti": VELOCITI_REV}, log=lambda line: None)
+    with pytest.raises(DataError, match=f"cannot download revision {VELOCITI_REV}.*next run resumes it") as exc:
+        f.run(("velociti",))
+    assert exc.value.path == "https://huggingface.co/datasets/katha-ai-iiith/VELOCITI"
+    assert not (tmp_path / "data" / fetch.MANIFEST).exists()

@@ -71,9 +71,17 @@ def snapshot(repo_id: str, revision: str, dest: Path, *, hub_dir: Path | None = 
     dest = Path(dest)
     if hub_dir is None:
         from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
 
-        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=dest,
-                                      allow_patterns=allow_patterns, force_download=force))
+        try:
+            return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=dest,
+                                          allow_patterns=allow_patterns, force_download=force))
+        except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
+            gated = (" (a gated dataset: accept its terms on the hub page, then log in with `hf auth login`)"
+                     if isinstance(exc, GatedRepoError) else "")
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"https://huggingface.co/datasets/{repo_id}", f"cannot download revision {revision}{gated}: "
+                            f"{first}; what was downloaded stays in {dest} and the next run resumes it") from exc
     src = Path(hub_dir) / repo_id
     if not src.is_dir():
         raise DataError(src, f"no local copy of the hub repository {repo_id} here (--hub-dir must hold <owner>/<name>/ "
