@@ -354,3 +354,10 @@ def test_a_download_that_cannot_happen_is_one_clear_error(tmp_path, monkeypatch)
         f.run(("velociti",))
     assert exc.value.path == "https://huggingface.co/datasets/katha-ai-iiith/VELOCITI"
     assert not (tmp_path / "data" / fetch.MANIFEST).exists()
+
+
+def test_a_relative_out_folder_works(world, monkeypatch):
+    monkeypatch.chdir(world["out"].parent)
+    manifest = fetch.Fetcher("data", revisions=REVS, source_dir="src", hub_dir="hub", log=lambda line: None).run()
+    assert "velociti/videos/v_a_seg_0_10.mp4" in manifest["datasets"]["velociti"]["files"]
+    assert len(load_velociti(Path("data/velociti"), video_root=Path("data/velociti/videos"), check_videos=True)) == 24

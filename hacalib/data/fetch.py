@@ -91,8 +91,8 @@ class Fetcher:
     def __init__(self, out: str | Path, *, revisions: dict[str, str] | None = None, source_dir: str | Path | None = None,
                  hub_dir: str | Path | None = None, copy: bool = False, refetch: bool = False,
                  log: Callable[[str], None] = print):
-        self.root = DataRoot(out)
-        self.out = Path(out)
+        self.out = Path(out).absolute()  # huggingface_hub returns absolute paths; the manifest names them relative
+        self.root = DataRoot(self.out)
         self.revisions = dict(revisions or {})
         self.source_dir = None if source_dir is None else Path(source_dir)
         self.hub_dir = None if hub_dir is None else Path(hub_dir)
@@ -102,6 +102,7 @@ class Fetcher:
 
     def run(self, only: tuple[str, ...] = DATASETS) -> dict:
         """Fetch the named datasets; returns the manifest. Raises DataError naming every file still missing."""
+        only = tuple(dict.fromkeys(only))
         self._check(only)
         path = self.out / MANIFEST
         manifest = read_json(path) if path.is_file() else {"format": MANIFEST_FORMAT, "datasets": {}}
@@ -131,14 +132,18 @@ class Fetcher:
             write_json(path, manifest)  # after each dataset: a killed run keeps what was finished
             self.log(f"{name}: {len(section.get('hub_files', {}))} hub files, {len(section['files'])} files in the "
                      f"layout" + (f", {len(section['missing'])} missing" if section["missing"] else ""))
+        # the list covers every dataset the manifest knows; the error only those asked for in this run
+        lines = [f"{n}\t{m}" for n, s in manifest["datasets"].items() for m in s["missing"]]
         missing = {n: s["missing"] for n, s in manifest["datasets"].items() if n in only and s["missing"]}
-        if missing:
-            lines = [f"{n}\t{m}" for n, ms in missing.items() for m in ms]
+        if lines:
             write_text(self.out / MISSING, "\n".join(lines) + "\n")
+        if missing:
             where = str(self.source_dir) if self.source_dir else "a folder given with --source-dir"
             summary = "; ".join(f"{n}: {len(ms)} (e.g. {ms[0]})" for n, ms in missing.items())
-            raise DataError(self.out / MISSING, f"{len(lines)} file(s) missing, expected under {where}: {summary}; "
-                                                "every one is listed in this file")
+            raise DataError(self.out / MISSING, f"{sum(map(len, missing.values()))} file(s) missing, expected under "
+                                                f"{where}: {summary}; every one is listed in this file")
+        if lines:
+            return manifest
         (self.out / MISSING).unlink(missing_ok=True)
         return manifest
 

@@ -289,20 +289,22 @@ def _members(snap: Path) -> Iterator[tuple[str, str, int, Callable[[], Any]]]:
                 archive = zipfile.ZipFile(path)
             except zipfile.BadZipFile as exc:
                 raise DataError(path, f"not a readable zip archive ({exc}): truncated or altered?") from exc
-            for info in archive.infolist():
-                if not info.is_dir() and info.filename.endswith(".mp4"):
-                    yield (PurePosixPath(info.filename).name, f"{path}:{info.filename}", info.file_size,
-                           lambda a=archive, i=info: a.open(i))
+            with archive:  # open while the caller copies the members out
+                for info in archive.infolist():
+                    if not info.is_dir() and info.filename.endswith(".mp4"):
+                        yield (PurePosixPath(info.filename).name, f"{path}:{info.filename}", info.file_size,
+                               lambda a=archive, i=info: a.open(i))
         elif ".tar" in PurePosixPath(rel).suffixes:
             try:
                 archive = tarfile.open(path)
                 members = archive.getmembers()
             except (tarfile.TarError, EOFError) as exc:
                 raise DataError(path, f"not a readable tar archive ({exc}): truncated or altered?") from exc
-            for info in members:
-                if info.isfile() and info.name.endswith(".mp4"):
-                    yield (PurePosixPath(info.name).name, f"{path}:{info.name}", info.size,
-                           lambda a=archive, i=info: a.extractfile(i))
+            with archive:
+                for info in members:
+                    if info.isfile() and info.name.endswith(".mp4"):
+                        yield (PurePosixPath(info.name).name, f"{path}:{info.name}", info.size,
+                               lambda a=archive, i=info: a.extractfile(i))
 
 
 def extract_videos(snap: Path, wanted: set[str], dest_dir: Path) -> dict[str, list[str]]:
