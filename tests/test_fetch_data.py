@@ -361,3 +361,13 @@ def test_a_relative_out_folder_works(world, monkeypatch):
     manifest = fetch.Fetcher("data", revisions=REVS, source_dir="src", hub_dir="hub", log=lambda line: None).run()
     assert "velociti/videos/v_a_seg_0_10.mp4" in manifest["datasets"]["velociti"]["files"]
     assert len(load_velociti(Path("data/velociti"), video_root=Path("data/velociti/videos"), check_videos=True)) == 24
+
+
+def test_a_parquet_table_is_read_or_named(tmp_path):
+    """The hub's table may be parquet (the card does not say); without pyarrow, or cut short, the file is named."""
+    (tmp_path / "snap" / "data").mkdir(parents=True)
+    bad = tmp_path / "snap" / "data" / "test-00000-of-00001.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match="pyarrow|parquet") as exc:
+        hub.convert_velociti(tmp_path / "snap", DataRoot(tmp_path / "data"))
+    assert exc.value.path == str(bad)

@@ -188,6 +188,8 @@ def read_table(path: Path) -> list[dict[str, Any]]:
             records = pd.read_parquet(path).to_dict("records")
         except ImportError as exc:
             raise DataError(path, f"a parquet table: reading it needs pyarrow (pip install pyarrow): {exc}") from exc
+        except Exception as exc:  # pyarrow's own errors: a cut or altered file
+            raise DataError(path, f"not a readable parquet file ({type(exc).__name__}: {exc})") from exc
     elif path.suffix == ".jsonl":
         records = []
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
