@@ -5,7 +5,8 @@ folder that cannot be written, a full disk) ends in one line on stderr naming wh
 `--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
 
 May import: `hacalib.errors`, `hacalib.io`, `hacalib.report`, `hacalib.reproduce`, `hacalib.plan`, `hacalib.experiment`,
-`hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`, `hacalib.rehearsal`.
+`hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`, `hacalib.rehearsal`,
+`hacalib.data.fetch`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def cmd_convert_videochat2(args: argparse.Namespace) -> int:
     return convert_main(args.argv)
 
 
+def cmd_fetch_data(args: argparse.Namespace) -> int:
+    """The real data from the hub (VideoCon, VELOCITI) and the user's folder (SSv2, MSRVTT-QA) into one data_root."""
+    from .data.fetch import main as fetch_main
+
+    args.debug = "--debug" in args.argv
+    return fetch_main(args.argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="haca", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -166,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="convert the original VideoChat2 checkpoints (see `haca convert-videochat2 --help`)")
     v.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
     v.set_defaults(func=cmd_convert_videochat2, debug=False)
+
+    f = sub.add_parser("fetch-data", add_help=False, prefix_chars="\0",
+                       help="fetch VideoCon and VELOCITI from the hub at pinned commits, link SSv2 / MSRVTT-QA from a "
+                            "folder, into one data_root with a manifest (see `haca fetch-data --help`)")
+    f.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
+    f.set_defaults(func=cmd_fetch_data, debug=False)
 
     i = sub.add_parser("info", parents=[common], help="print the provenance record of this environment")
     i.set_defaults(func=cmd_info)
