@@ -6,13 +6,17 @@ the module-level functions below are its prompts. The answer follows the prompt 
 (`hacalib.training.examples.encode`) and scoring read the first answer token at the same place, so `Yes`/`No`
 are tokenized identically in both. Change a template only together with `PROMPT_VERSION`.
 
+Evaluation may ask the entailment question in other published wordings (`ENTAIL_PROMPTS`: VELOCITI's and VideoCon's,
+each versioned; `with_entail_prompt`), so the pretrained row can be checked against published numbers. Training
+always uses the family's own question.
+
 May import: nothing of hacalib (a leaf).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 PROMPT_VERSION = "v1"
 
@@ -90,6 +94,95 @@ VIDEOCHAT2 = ChatTemplate(
     qa=VIDEOCHAT2_VIDEO_TURN + "[INST] {question} [/INST]",
 )
 
+# ------------------------------------------------------------------ entailment prompt options
+# HACA's question (the default, what every row is trained and scored with) and the questions two published
+# evaluations asked Video-LLaVA-style models, so a user with the weights can score the pretrained row the way the
+# published numbers were made (`hacalib.report.reported`). Options change evaluation only, never training.
+# Each is Video-LLaVA's chat text with one `{caption}`; the answer follows after `ANSWER_SEP`, so P(yes) is read at
+# the prompt's last token ("ASSISTANT:" / "AI:"), where Llama-2 would generate "▁Yes" / "▁No" (tests check it with
+# the real tokenizer). Change an option's text only together with its `version`.
+
+
+@dataclass(frozen=True)
+class EntailPrompt:
+    """One named entailment question for Video-LLaVA.
+
+    Attributes:
+        name: the option's key in `ENTAIL_PROMPTS` (what `Experiment(prompt=...)` names).
+        version: bumped whenever `template` changes; part of every non-default evaluation cache key.
+        template: the full prompt text, with `VIDEO_TOKEN` once and one `{caption}`.
+        source: where the text comes from (repository, commit, file).
+        readout: how the source reads the answer, and where ours differs.
+    """
+
+    name: str
+    version: str
+    template: str
+    source: str
+    readout: str
+
+    @property
+    def key(self) -> str:
+        """`name@version`: what cache keys and provenance record."""
+        return f"{self.name}@{self.version}"
+
+
+DEFAULT_ENTAIL_PROMPT = "haca"
+
+# katha-ai/VELOCITI, branch velociti_v1 (commit 109b117ba093d7c76adbb064d31d27d3ca303ca0, the arXiv v1 evaluation),
+# video_llava/entailment.py: its Video-LLaVA template, verbatim but for the placeholder's name.
+VELOCITI_TEMPLATE = (
+    "USER: <video>Carefully watch the video and pay attention to the sequence of events, the details and actions "
+    "of persons. Based on your observation, does the given video entail the caption?\nCaption: {caption}\n"
+    "ASSISTANT:"
+)
+# Hritikbansal/videocon (commit 9a69520874644325f499cdaefd4eb2858048e350), src/prepare_data_for_inference.py: the
+# mPLUG-Owl conversation VideoCon wraps every SSv2 query in, with mPLUG's `<|video|>` as Video-LLaVA's `<video>`
+# and the prompt's trailing space moved into `ANSWER_SEP` ("AI:" + " Yes" is the text "AI: Yes").
+VIDEOCON_TEMPLATE = (
+    "The following is a conversation between a curious human and AI assistant. The assistant gives helpful, "
+    "detailed, and polite answers to the user's questions.\nHuman: <video>\nHuman: Does this video entail the "
+    'description: "{caption}"?\nAI:'
+)
+
+ENTAIL_PROMPTS = {
+    p.name: p for p in (
+        EntailPrompt("haca", PROMPT_VERSION, ENTAIL_TEMPLATE, "DESIGN.md section 4 (our default)",
+                     "P(yes) = p(Yes) / (p(Yes) + p(No)) at the last prompt token, float32"),
+        EntailPrompt("velociti_v1", "v1", VELOCITI_TEMPLATE,
+                     "katha-ai/VELOCITI@109b117 (branch velociti_v1) video_llava/entailment.py",
+                     "VELOCITI: softmax over the vocabulary at the last position, p(Yes) / (p(Yes) + p(No)) with the "
+                     "ids of tokenizer.encode('Yes'/'No') (3869 / 1939 for Llama-2), fp32 weights, 8 frames "
+                     "(np.arange(0, T, T/8)); ours: the same ratio as sigmoid(logit_Yes - logit_No)"),
+        EntailPrompt("videocon", "v1", VIDEOCON_TEMPLATE,
+                     "Hritikbansal/videocon@9a69520 src/prepare_data_for_inference.py (mPLUG-Owl format)",
+                     "VideoCon (mPLUG-Owl, bf16): softmax at the last non-pad token of 'AI: ', which its tokenizer "
+                     "ends with a lone '▁' piece; ours reads after 'AI:', where Llama-2 puts '▁Yes' in 'AI: Yes'"),
+    )
+}
+
+
+def entail_option(name: str = DEFAULT_ENTAIL_PROMPT) -> EntailPrompt:
+    """The entailment prompt option `name` (a key of `ENTAIL_PROMPTS`); a clear error for any other name."""
+    if name not in ENTAIL_PROMPTS:
+        raise ValueError(f"unknown entailment prompt {name!r}; choose one of {sorted(ENTAIL_PROMPTS)}")
+    return ENTAIL_PROMPTS[name]
+
+
+def with_entail_prompt(template: ChatTemplate, name: str = DEFAULT_ENTAIL_PROMPT) -> ChatTemplate:
+    """`template` with its entailment question replaced by option `name`; the default keeps the family's own.
+
+    The options are Video-LLaVA's chat text, so another family (VideoChat2) accepts only the default.
+    """
+    option = entail_option(name)
+    if name == DEFAULT_ENTAIL_PROMPT:
+        return template
+    if template.video_token != VIDEO_TOKEN or template.entail != ENTAIL_TEMPLATE:
+        raise ValueError(f"entailment prompt {name!r} is written in Video-LLaVA's chat format; this model family "
+                         f"takes only {DEFAULT_ENTAIL_PROMPT!r}")
+    return replace(template, entail=option.template)
+
+
 def entail_prompt(caption: str) -> str:
     """Video-LLaVA's entailment question for one description (`VIDEO_LLAVA.entail_prompt`)."""
     return VIDEO_LLAVA.entail_prompt(caption)
@@ -130,11 +223,15 @@ def haca_target(entails: bool, correction: str, fmt: str = DEFAULT_HACA_FORMAT) 
     return HACA_NEGATIVE_FORMATS[fmt].format(correction=correction.strip())
 
 
-def templates() -> dict[str, str]:
-    """Every template and constant that shapes a prompt, for provenance records."""
+def templates(prompt: str = DEFAULT_ENTAIL_PROMPT) -> dict[str, str]:
+    """Every template and constant that shapes a prompt, for provenance records; `prompt`: the entailment option an
+    evaluation used (recorded, with its text as `entail`, when it is not the default)."""
+    option = entail_option(prompt)
+    chosen = {} if prompt == DEFAULT_ENTAIL_PROMPT else {"entail_prompt": option.key, "entail_source": option.source}
     return {
         "version": PROMPT_VERSION,
-        "entail": ENTAIL_TEMPLATE,
+        **chosen,
+        "entail": option.template,
         "mask": MASK_TEMPLATE,
         "caption": CAPTION_TEMPLATE,
         "qa": QA_TEMPLATE,
