@@ -37,6 +37,7 @@ from .presets import preset as get_preset
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
 BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", "videocon_loglik")
+ENTAIL_BENCHMARKS = ("velociti", "videocon", "ssv2", "corrections")  # the ones that ask the entailment question
 
 
 def world_size(smoke: bool) -> str:
@@ -81,6 +82,7 @@ class Experiment:
     progress: bool = False  # progress bars while training
     base_seeds: tuple | None = None  # base models: the toy pretraining seeds (None: the preset's)
     retrain_base: bool = False  # toy: pretrain the base models here even where a shipped one fits
+    prompt: str = prompts.DEFAULT_ENTAIL_PROMPT  # entailment question at evaluation (`prompts.ENTAIL_PROMPTS`)
     _models: dict = field(default_factory=dict, repr=False)
     _root: DataRoot | None = field(default=None, repr=False)
 
@@ -92,6 +94,11 @@ class Experiment:
             if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values) \
                     or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct non-negative integers, got {list(values)}")
+        prompts.entail_option(self.prompt)  # a clear error for an unknown name
+        if self.prompt != prompts.DEFAULT_ENTAIL_PROMPT and cfg.pretrain is not None:
+            # the toy tokenizer knows only the words of our own templates: another wording would be mostly <unk>
+            raise ValueError(f"prompt {self.prompt!r} needs the real model's tokenizer; the toy preset's vocabulary "
+                             f"holds only the words of {prompts.DEFAULT_ENTAIL_PROMPT!r}'s templates")
         if cfg.pretrain is None and self.base_seeds != (0,):
             raise ValueError(f"preset {self.preset!r} has one base model (the hub model): base_seeds must be [0], "
                              f"got {list(self.base_seeds)}")
@@ -235,9 +242,12 @@ class Experiment:
         """The cached per-item CSV of one run (results folder `where`) on one benchmark."""
         # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
         # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
-        key = hashlib.sha256(json.dumps([benchmark, self.eval_limit(benchmark), str(self.root_path),
-                                         prompts.PROMPT_VERSION, asdict(self.config.model), str(self.base_path(base))],
-                                        default=str).encode()).hexdigest()[:10]
+        parts = [benchmark, self.eval_limit(benchmark), str(self.root_path), prompts.PROMPT_VERSION,
+                 asdict(self.config.model), str(self.base_path(base))]
+        if self.prompt != prompts.DEFAULT_ENTAIL_PROMPT and benchmark in ENTAIL_BENCHMARKS:
+            # only a non-default question joins the key, so results made before the options existed stay valid
+            parts.append(prompts.entail_option(self.prompt).key)
+        key = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:10]
         return where / "eval" / f"{benchmark}-{key}.csv"
 
     def runs(self, rows: tuple = ("pretrained", *OBJECTIVE_ROWS)) -> list[tuple[str, int, int]]:
@@ -271,6 +281,8 @@ class Experiment:
 
         cfg, root = self.config, self.root
         kw = {"batch_size": cfg.score_batch}
+        if benchmark in ENTAIL_BENCHMARKS:
+            kw["prompt"] = self.prompt
         progress.mkdir(parents=True, exist_ok=True)
         if benchmark == "velociti":
             return evaluate.velociti_items(model, processor, root, limit_per_test=cfg.velociti_per_test,
@@ -283,7 +295,8 @@ class Experiment:
                                        resume_file=progress / "qa.jsonl")
         if benchmark == "corrections":
             return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout,
-                                               duplicates=cfg.duplicates, resume_file=progress / "corrections.jsonl")
+                                               duplicates=cfg.duplicates, resume_file=progress / "corrections.jsonl",
+                                               prompt=self.prompt)
         if benchmark == "videocon_loglik":
             return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout,
                                             duplicates=cfg.duplicates, **kw)
@@ -315,6 +328,7 @@ class Experiment:
         spec = MODELS.get(str(cfg.base_model)) if cfg.pretrain is None else None
         hub = {"hub_model": {"id": spec.name_or_path, "revision": spec.revision}} if spec else {}
         return {"preset": self.preset, "smoke": self.smoke, "seeds": list(self.seeds), **hub,
+                "entail_prompt": prompts.entail_option(self.prompt).key,
                 "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base, "world_seed": self.world_seed,
                 "data_root": str(self.root.path), "model": cfg.model, "finetune": cfg.finetune,
                 "pretrain": cfg.pretrain, "base_models": [str(self.base_model(b)) for b in self.base_seeds],

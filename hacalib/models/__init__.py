@@ -21,7 +21,7 @@ from .loading import (
     save_model,
 )
 from .lora import DEFAULT_TARGETS, add_lora, language_model_target_regex, load_adapter, save_adapter
-from .registry import FAMILIES, family_of, get_family, register
+from .registry import FAMILIES, chat_template, family_of, get_family, register
 from .text import IGNORE_INDEX, answer_token_ids, encode_answer, prompt_ids
 from .tokenizer import build_word_tokenizer, split_words
 from .toy import build_toy_model, build_toy_processor
@@ -41,6 +41,7 @@ __all__ = [
     "build_toy_model",
     "build_toy_processor",
     "build_word_tokenizer",
+    "chat_template",
     "encode_answer",
     "family_of",
     "get_family",

@@ -1,12 +1,13 @@
 """The known model families, and how a model, config or processor finds its own (`family_of`).
 
-May import: `.family` and every family module (this is the one place that lists them).
+May import: `.family`, every family module (this is the one place that lists them) and `hacalib.prompts`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..prompts import DEFAULT_ENTAIL_PROMPT, ChatTemplate, with_entail_prompt
 from .family import VideoLLMFamily
 from .videochat2.family import VIDEOCHAT2
 from .videollava import VIDEO_LLAVA
@@ -33,3 +34,9 @@ def get_family(name: str) -> VideoLLMFamily:
     if name not in FAMILIES:
         raise ValueError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
     return FAMILIES[name]
+
+
+def chat_template(obj: Any, prompt: str = DEFAULT_ENTAIL_PROMPT) -> ChatTemplate:
+    """The chat template evaluation uses for `obj`'s family, its entailment question the option `prompt`
+    (`hacalib.prompts.ENTAIL_PROMPTS`; the default keeps the family's own)."""
+    return with_entail_prompt(family_of(obj).template, prompt)

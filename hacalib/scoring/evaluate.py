@@ -188,7 +188,8 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     rows = heldout_rows(root, split, limit, duplicates)
     requests = [ScoreRequest(r.video_path, r.neg_caption) for r in rows]
     gen_kw.setdefault("max_new_tokens", CORRECTION_MAX_NEW_TOKENS)
-    answers = _texts(model, processor, requests, correction_prompts(model, requests), resume_file,
+    prompt = gen_kw.pop("prompt", "haca")  # the entailment question's wording; generation itself takes no prompt option
+    answers = _texts(model, processor, requests, correction_prompts(model, requests, prompt), resume_file,
                      video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]
     return pd.DataFrame({

@@ -18,7 +18,7 @@ import torch
 
 from ..data import QAItem
 from ..errors import DataError
-from ..models import family_of, num_video_tokens, prompt_ids
+from ..models import chat_template, family_of, num_video_tokens, prompt_ids
 from ..models.packing import video_features
 from .requests import ScoreRequest, VideoLoader, group_by_video, model_device, pad_sequences
 
@@ -146,9 +146,10 @@ def qa_inputs(model: torch.nn.Module, items: Sequence[QAItem], *,
     return [ScoreRequest(it.video_path, it.question) for it in items], [template.qa_prompt(it.question) for it in items]
 
 
-def correction_prompts(model: torch.nn.Module, requests: Sequence[ScoreRequest]) -> list[str]:
-    """The entailment prompt of each (video, caption) request, whose full answer is "Yes" or "No, <correction>"."""
-    template = family_of(model).template
+def correction_prompts(model: torch.nn.Module, requests: Sequence[ScoreRequest], prompt: str = "haca") -> list[str]:
+    """The entailment prompt of each (video, caption) request, whose full answer is "Yes" or "No, <correction>";
+    `prompt`: the entailment question option (`hacalib.prompts.ENTAIL_PROMPTS`)."""
+    template = chat_template(model, prompt)
     return [template.entail_prompt(r.caption) for r in requests]
 
 

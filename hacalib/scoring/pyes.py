@@ -3,7 +3,8 @@
 P(yes) = p(Yes) / (p(Yes) + p(No)) at the first answer position: the last token of the entailment prompt,
 whose next token is the answer in training (`hacalib.models.text.encode_answer` puts the answer separator + target
 right after the prompt, and the prompt's tokens are its own tokenization). The Yes/No ids come from
-`hacalib.models.answer_token_ids`, the prompt from the model family's chat template. Computed in float32 as
+`hacalib.models.answer_token_ids`, the prompt from the model family's chat template (its entailment question
+or an evaluation option, `hacalib.prompts.ENTAIL_PROMPTS`). Computed in float32 as
 sigmoid(logit_yes - logit_no), which equals the ratio of the two softmax probabilities without underflow when
 both are tiny.
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from ..metrics import is_collapsed, pyes_spread
-from ..models import answer_token_ids, family_of, num_video_tokens, prompt_ids
+from ..models import answer_token_ids, chat_template, family_of, num_video_tokens, prompt_ids
 from ..models.cascade import cascade_hidden
 from ..models.packing import collate_packed, logits_at, pack, packed_hidden, split_prefix, video_features
 from .requests import (
@@ -61,6 +62,7 @@ def iter_pyes(
     num_frames: int = 8,
     device: str | torch.device | None = None,
     skip: set | None = None,
+    prompt: str = "haca",
 ) -> Iterator[tuple[Any, list[int], np.ndarray]]:
     """Yield (video key, request indices, P(yes)) per video as soon as all its captions are scored.
 
@@ -73,7 +75,7 @@ def iter_pyes(
     if padding_side not in ("right", "left"):
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     tok = processor.tokenizer
-    template = family_of(model).template
+    template = chat_template(model, prompt)
     nvt = num_video_tokens(processor, num_frames)
     yes, no = answer_token_ids(tok, template)
     load = VideoLoader(processor, num_frames, video_cache)
@@ -150,6 +152,7 @@ def p_yes(
     video_cache: MutableMapping | None = None,
     num_frames: int = 8,
     device: str | torch.device | None = None,
+    prompt: str = "haca",
 ) -> np.ndarray:
     """P(yes) of every request, float32, in request order.
 
@@ -168,11 +171,12 @@ def p_yes(
         video_cache: dict of processed videos kept by the caller between calls (key: `ScoreRequest.key()`).
         num_frames: frames sampled per video file.
         device: where inputs go; default the model's device.
+        prompt: the entailment question (`hacalib.prompts.ENTAIL_PROMPTS`; default "haca", the family's own).
     """
     out = np.full(len(requests), np.nan, dtype=np.float32)
     for _, idx, scores in iter_pyes(
         model, processor, requests, batch_size=batch_size, method=method, segments_per_pack=segments_per_pack,
-        padding_side=padding_side, video_cache=video_cache, num_frames=num_frames, device=device,
+        padding_side=padding_side, video_cache=video_cache, num_frames=num_frames, device=device, prompt=prompt,
     ):
         out[idx] = scores
     return out
