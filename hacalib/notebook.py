@@ -1,6 +1,6 @@
 """What every notebook does first: quiet logging, an `Experiment` from the parameters cell, a provenance record.
 
-May import: `hacalib.experiment`, `hacalib.report`.
+May import: `hacalib.experiment`, `hacalib.prompts`, `hacalib.report`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from typing import Any, Sequence
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .experiment import Experiment
+from .prompts import entail_option
 from .report.provenance import provenance
+
+
+def prompt_record(prompt: str) -> dict:
+    """The entailment question a notebook evaluates with, for its provenance: option, version and source."""
+    option = entail_option(prompt)
+    return {"name": option.name, "version": option.version, "source": option.source}
 
 
 def quiet() -> None:
@@ -30,9 +37,10 @@ def quiet() -> None:
 
 def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int] | None, smoke: bool,
           world_seed: int = 0, base_seeds: Sequence[int] | None = None, retrain_base: bool = False,
-          **extra: Any) -> tuple[Experiment, dict]:
+          prompt: str = "haca", **extra: Any) -> tuple[Experiment, dict]:
     """The notebook's experiment and the provenance record every artifact it writes carries. Seeds left as None
-    are the preset's; the record holds the ones used."""
+    are the preset's; the record holds the ones used. `prompt`: the entailment question at evaluation
+    (`hacalib.prompts.ENTAIL_PROMPTS`), recorded with its version."""
     import pandas as pd
 
     quiet()
@@ -40,9 +48,10 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
     pd.set_option("display.width", 200)
     exp = Experiment(preset=preset, data_root=data_root, cache_dir=cache_dir,
                      seeds=None if seeds is None else tuple(seeds), smoke=smoke, world_seed=world_seed,
-                     base_seeds=None if base_seeds is None else tuple(base_seeds), retrain_base=retrain_base)
+                     base_seeds=None if base_seeds is None else tuple(base_seeds), retrain_base=retrain_base,
+                     prompt=prompt)
     prov = provenance({"preset": preset, "smoke": smoke, "base_seeds": list(exp.base_seeds), "seeds": list(exp.seeds),
-                       "retrain_base": retrain_base, "world_seed": world_seed,
+                       "retrain_base": retrain_base, "world_seed": world_seed, "entail_prompt": prompt_record(prompt),
                        "data_root": data_root or "(toy world)", **extra}, notebook=notebook)
     return exp, prov
 
