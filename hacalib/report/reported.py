@@ -62,8 +62,8 @@ REPORTED: tuple[Reported, ...] = (
              "velociti_v1 question; v2/CVPR: ClassicVLE and StrictVLE)"),
     Reported("velociti", "all", "strict_vle", PAPER_MODEL, None, "VELOCITI (arXiv 2406.10889v2), result tables", "",
              NOT_READ + "the Video-LLaVA row. v2 asks its question through the model's chat template "
-             "(katha-ai/VELOCITI@8d66ddb vidllm_eval.py), which no option here reproduces (the pinned hub revision "
-             "has no chat template to read)"),
+             "(katha-ai/VELOCITI@8d66ddb vidllm_eval.py), which no option here reproduces (that template "
+             "cannot be read here)"),
     Reported("velociti", "all", "strict_vle", "LLaVA-OneVision", 44.5, VELOCITI_V2, "",
              "the best open model in the abstract; another model, for scale only"),
     Reported("velociti", "all", "strict_vle", "Gemini-1.5-Pro", 49.3, VELOCITI_V2, "",
