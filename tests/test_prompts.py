@@ -94,7 +94,8 @@ def test_answer_position_with_the_real_llama2_tokenizer(name, shared_fixtures):
     template = prompts.with_entail_prompt(prompts.VIDEO_LLAVA, name)
     assert answer_token_ids(tok, template) == (3869, 1939)
     # VELOCITI and VideoCon take the ids as tokenizer.encode('Yes' / 'No', add_special_tokens=False)[0]
-    assert (tok.encode("Yes", add_special_tokens=False)[0], tok.encode("No", add_special_tokens=False)[0]) == (3869, 1939)
+    published_ids = [tok.encode(word, add_special_tokens=False)[0] for word in ("Yes", "No")]
+    assert published_ids == [3869, 1939]
     prompt = template.entail_prompt("A soccer team plays on a field.")
     enc = encode_answer(tok, prompt, "No, a basketball team plays on a court.", 2056, template=template)
     ids, labels = enc["input_ids"], enc["labels"]

@@ -188,7 +188,7 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     rows = heldout_rows(root, split, limit, duplicates)
     requests = [ScoreRequest(r.video_path, r.neg_caption) for r in rows]
     gen_kw.setdefault("max_new_tokens", CORRECTION_MAX_NEW_TOKENS)
-    prompt = gen_kw.pop("prompt", "haca")  # the entailment question's wording; generation itself takes no prompt option
+    prompt = gen_kw.pop("prompt", "haca")  # the entailment question's wording (not an argument of generation)
     answers = _texts(model, processor, requests, correction_prompts(model, requests, prompt), resume_file,
                      video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]
