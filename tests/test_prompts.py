@@ -104,3 +104,19 @@ def test_answer_position_with_the_real_llama2_tokenizer(name, shared_fixtures):
     assert ids[answer_at - 1] == tok.convert_tokens_to_ids(":")
     assert ids[answer_at:answer_at + 2] == [1939, 29892]  # "▁No" ","
     assert encode_answer(tok, prompt, "Yes", template=template)["input_ids"][answer_at - 2055] == 3869
+
+
+def test_videocon_option_is_the_prompt_in_videocons_published_ssv2_matrix():
+    """Every query of VideoCon's SSv2-Temporal matrix (shipped in hacalib/samples) is the `videocon` option around
+    the template, with mPLUG-Owl's placeholder and the trailing space the option moves into ANSWER_SEP."""
+    import csv
+
+    from hacalib.data.ssv2 import extract_template
+    from hacalib.samples import SSV2_TEMPORAL_MATRIX
+
+    with open(SSV2_TEMPORAL_MATRIX, encoding="utf-8", newline="") as f:
+        captions = {row["caption"] for row in csv.DictReader(f)}
+    mplug = prompts.VIDEOCON_TEMPLATE.replace(prompts.VIDEO_TOKEN, "<|video|>")
+    assert len(captions) == 18
+    for caption in captions:
+        assert caption == mplug.format(caption=extract_template(caption)) + prompts.ANSWER_SEP
