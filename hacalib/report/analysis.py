@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import classic_vle
-from .tables import ROWS, run_key
+from .tables import ROW_LABELS, ROWS, run_key
 
 
 def _order(keys) -> list:
@@ -19,7 +19,8 @@ def _order(keys) -> list:
 
 def _label(key) -> str:
     row, base, seed = run_key(key)
-    return f"{row} (base {base})" if row == "pretrained" else f"{row} (base {base}, seed {seed})"
+    name = ROW_LABELS.get(row, row)  # the tables' row names, so a reader meets one name per model
+    return f"{name} (base {base})" if row == "pretrained" else f"{name} (base {base}, seed {seed})"
 
 
 def failure_counts(velociti: dict[tuple, pd.DataFrame]) -> pd.DataFrame:
