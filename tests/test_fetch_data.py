@@ -363,8 +363,26 @@ def test_a_relative_out_folder_works(world, monkeypatch):
     assert len(load_velociti(Path("data/velociti"), video_root=Path("data/velociti/videos"), check_videos=True)) == 24
 
 
+def test_a_parquet_table_converts_like_the_json_lines_table(tmp_path):
+    """The hub's table may be parquet (what `datasets` uploads write; the card does not say): the same rows as
+    parquet give the same per-test files as the JSON-lines table."""
+    import pandas as pd
+
+    rows = _velociti_rows()
+    _write_velociti_hub(tmp_path / "jsonl", rows)
+    _write_velociti_hub(tmp_path / "parquet", rows)
+    (tmp_path / "parquet" / "data" / "test.jsonl").unlink()
+    pd.DataFrame(rows).to_parquet(tmp_path / "parquet" / "data" / "test-00000-of-00001.parquet")
+    written = {}
+    for name in ("jsonl", "parquet"):
+        root = DataRoot(tmp_path / f"data-{name}")
+        hub.convert_velociti(tmp_path / name, root)
+        written[name] = {p.name: p.read_bytes() for p in sorted(root.velociti_dir.glob("*.json"))}
+    assert len(written["parquet"]) == len(HUB_NAMES) + 1 and written["parquet"] == written["jsonl"]
+
+
 def test_a_parquet_table_is_read_or_named(tmp_path):
-    """The hub's table may be parquet (the card does not say); without pyarrow, or cut short, the file is named."""
+    """A parquet table that cannot be read (cut short or altered; or no pyarrow) is named."""
     (tmp_path / "snap" / "data").mkdir(parents=True)
     bad = tmp_path / "snap" / "data" / "test-00000-of-00001.parquet"
     bad.write_bytes(b"PAR1 not really parquet")
