@@ -151,5 +151,8 @@ def reported_reading(table: pd.DataFrame, preset: str) -> str:
                 "model, so they are shown for the scale of the benchmark and not compared.")
     else:
         lead = f"{compared} published number(s) can be compared with our pretrained row."
+    empty = sorted(set(table.loc[table["ours"] == "", "cell"]))
+    blank = (f" 'ours' is empty for cell(s) {', '.join(empty)}: our table has no such cell (a published average over "
+             "tests, or another benchmark's name), and we do not make one up." if empty else "")
     return (f"{lead} {found} of {len(table)} lines carry a published value; the others name the table where the "
-            "number is, which could not be read from this environment.")
+            f"number is, which could not be read from this environment.{blank}")
