@@ -4,7 +4,10 @@
     python -m hacalib.training.cli --config run.json [--data-root DIR] [--base-model PATH] [overrides]
 
 run.json: {"data_root": ..., "base_model": ..., "out_dir": ..., "train": {TrainConfig fields},
-"model": {ModelConfig fields}, "duplicates": "error" | "drop" | "keep", "missing_videos": "error" | "skip"}.
+"model": {ModelConfig fields}, "duplicates": "error" | "drop" | "keep", "missing_videos": "error" | "skip",
+"global_batch": false | true}. With `global_batch` (or --global-batch) the train config's batch_size x grad_accum is
+the whole optimizer step, shared among the processes (`hacalib.training.finetune.split_step`); by default batch_size
+is per process.
 
 May import: `hacalib.config`, `hacalib.io`, `.finetune`, `.masking`.
 """
@@ -33,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows of the VideoCon CSV repeated exactly (default: the run file's, else error)")
     parser.add_argument("--missing-videos", choices=["error", "skip"],
                         help="training rows whose video is absent (default: the run file's, else error)")
+    parser.add_argument("--global-batch", action="store_true",
+                        help="batch_size x grad_accum is the whole step, shared among the processes (default: the "
+                             "run file's, else batch_size is per process)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     run = read_json(args.config) if args.config else {}
@@ -47,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     out = finetune(base_model, data_root, cfg, ModelConfig(**run.get("model", {})), out_dir,
                    tagger=tagger_for(data_root), progress=not args.no_progress,
                    duplicates=args.duplicates or run.get("duplicates", "error"),
-                   missing_videos=args.missing_videos or run.get("missing_videos", "error"))
+                   missing_videos=args.missing_videos or run.get("missing_videos", "error"),
+                   global_batch=args.global_batch or bool(run.get("global_batch", False)))
     print(out)
     return 0
 

@@ -1,0 +1,84 @@
+"""Running one of our `python -m` entry points in N processes under `accelerate launch`, and waiting for it.
+
+    run_launched("hacalib.training.cli", ["--config", "run.json"], num_processes=2, log=Path("launch.log"))
+
+What the notebooks' kernel uses to put every GPU of a node to work (`hacalib.experiment.Experiment` with
+`num_processes` > 1): fine-tuning runs (`hacalib.training.cli`) and shared evaluations (`hacalib.shard_cli`) start
+as `accelerate launch` of the same Python, which spawns the processes (torchrun underneath: NCCL on GPUs, gloo on
+CPUs) and sets each one's rank and device. A user's accelerate config file (FSDP, DeepSpeed, a GPU subset) is
+passed through as `--config_file`; without one the launch is plain multi-process DDP on this machine. The child
+output goes to a log file; a failed launch raises with the log's path and its last lines.
+
+May import: `hacalib.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import UsageError
+
+
+class LaunchFailed(RuntimeError):
+    """An `accelerate launch` ended with an error; the message names its log and shows the log's end."""
+
+
+def check_launch_settings(num_processes: int, accelerate_config: str | Path = "") -> None:
+    """Refuse a process count below 1 and an accelerate config file that is not there."""
+    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
+        raise UsageError(f"num_processes must be an integer >= 1, got {num_processes!r}")
+    if accelerate_config and not Path(accelerate_config).is_file():
+        raise UsageError(f"accelerate config {str(accelerate_config)!r} is not a file (write one with "
+                         "`accelerate config --config_file PATH`)")
+
+
+def _free_port() -> int:
+    # each launch its own rendezvous port: two launches at once (a test run, a second project) must not meet
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def accelerate_command(module: str, args: Sequence[str], *, num_processes: int,
+                       accelerate_config: str | Path = "") -> list[str]:
+    """The `accelerate launch` command line that runs `python -m module args` in `num_processes` processes."""
+    check_launch_settings(num_processes, accelerate_config)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if accelerate_config:
+        cmd += ["--config_file", str(accelerate_config)]
+    else:
+        # --multi_gpu is accelerate's DDP launcher; on a machine without CUDA our processes ask for the CPU
+        # (Accelerator/PartialState(cpu=True)), which makes it gloo (`--cpu` would need MPI)
+        cmd += ["--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    cmd += ["--num_processes", str(num_processes), "--main_process_port", str(_free_port()), "-m", module, *args]
+    return cmd
+
+
+def _child_env() -> dict:
+    """This environment, with the folder this `hacalib` is imported from first on PYTHONPATH: the launched
+    processes run the same library as the kernel that launches them (a checkout, not another installed copy)."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+def run_launched(module: str, args: Sequence[str], *, num_processes: int, log: str | Path,
+                 accelerate_config: str | Path = "", what: str = "") -> None:
+    """Run `module` under `accelerate launch` in `num_processes` processes, its output appended to `log`; return when
+    every process has ended, raise `LaunchFailed` (naming `what` and the log) if one failed."""
+    cmd = accelerate_command(module, args, num_processes=num_processes, accelerate_config=accelerate_config)
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(cmd) + "\n")
+        out.flush()
+        proc = subprocess.run(cmd, env=_child_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
+        raise LaunchFailed(f"{what or module} failed in {num_processes} processes under accelerate launch (exit "
+                           f"status {proc.returncode}); its log is {log}, which ends:\n{tail}")
