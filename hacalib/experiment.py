@@ -335,7 +335,8 @@ class Experiment:
 
     def launch_fields(self) -> dict:
         """The settings a launched process needs to build this experiment (JSON-ready; one process each)."""
-        return {"preset": self.preset, "data_root": self.data_root, "cache_dir": str(Path(self.cache_dir).resolve()),
+        # paths as this experiment spells them (the processes start in this folder): a result's cache key holds them
+        return {"preset": self.preset, "data_root": self.data_root, "cache_dir": str(self.cache_dir),
                 "seeds": list(self.seeds), "smoke": self.smoke, "world_seed": self.world_seed, "progress": False,
                 "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base}
 
