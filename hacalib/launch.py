@@ -9,7 +9,9 @@ CPUs) and sets each one's rank and device. A user's accelerate config file (FSDP
 passed through as `--config_file`; without one the launch is plain multi-process DDP on this machine. The child
 output goes to a log file; a failed launch raises with the log's path and its last lines.
 
-May import: `hacalib.errors`.
+A launch ends with the kernel that started it (`hacalib.orphans`): no orphaned run writes beside a rerun.
+
+May import: `hacalib.errors`, `hacalib.orphans`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import UsageError
+from .orphans import die_with_parent
 
 
 class LaunchFailed(RuntimeError):
@@ -77,7 +80,8 @@ def run_launched(module: str, args: Sequence[str], *, num_processes: int, log: s
     with log.open("a", encoding="utf-8") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
-        proc = subprocess.run(cmd, env=_child_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, env=_child_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              preexec_fn=die_with_parent)
     if proc.returncode != 0:
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
         raise LaunchFailed(f"{what or module} failed in {num_processes} processes under accelerate launch (exit "

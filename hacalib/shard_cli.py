@@ -7,7 +7,9 @@ into its own resumable file, waits for the others, reads every share back, and t
 per-item CSV. The spec (written by `Experiment._launch_evaluation`):
 {"experiment": {Experiment fields}, "benchmark", "row", "seed", "mask_ratio", "base", "overrides"}.
 
-May import: accelerate, torch, `hacalib.experiment`, `hacalib.io`, `hacalib.scoring.shards`.
+It ends when its launcher does (`hacalib.orphans`).
+
+May import: accelerate, torch, `hacalib.experiment`, `hacalib.io`, `hacalib.orphans`, `hacalib.scoring.shards`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="one process of a shared evaluation (started by accelerate launch)")
     parser.add_argument("--spec", required=True, help="the launch.json that Experiment.per_item wrote")
     args = parser.parse_args(argv)
+    from .orphans import exit_with_parent
+
+    exit_with_parent()
 
     import torch
     from accelerate import PartialState

@@ -9,16 +9,21 @@ run.json: {"data_root": ..., "base_model": ..., "out_dir": ..., "train": {TrainC
 the whole optimizer step, shared among the processes (`hacalib.training.finetune.split_step`); by default batch_size
 is per process.
 
-May import: `hacalib.config`, `hacalib.io`, `.finetune`, `.masking`.
+Under a launcher, the process ends when its launcher does (`hacalib.orphans`): an orphan must not go on writing
+checkpoints beside a rerun.
+
+May import: `hacalib.config`, `hacalib.io`, `hacalib.orphans`, `.finetune`, `.masking`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 
 from ..config import OBJECTIVES, ModelConfig, TrainConfig
 from ..io import read_json
+from ..orphans import exit_with_parent
 from .finetune import finetune
 from .masking import tagger_for
 
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                              "run file's, else batch_size is per process)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if "LOCAL_RANK" in os.environ:  # started by accelerate launch / torchrun
+        exit_with_parent()
     run = read_json(args.config) if args.config else {}
     cfg = TrainConfig(**run.get("train", {}))
     overrides = {"objective": args.objective, "max_steps": args.max_steps, "seed": args.seed}
