@@ -136,6 +136,22 @@ def test_two_shares_give_the_one_process_per_item_file_byte_for_byte(exp, benchm
 
 
 @pytest.mark.slow
+def test_two_shares_give_the_one_process_retrieval_scores(exp, tmp_path):
+    model, processor = exp.model("haca", 0)
+    for name in exp.root.ssv2_names():
+        _, one = evaluate.retrieval_scores(model, processor, exp.root, name, resume_file=tmp_path / f"one-{name}.csv",
+                                           batch_size=exp.config.score_batch)
+        shared = tmp_path / f"shared-{name}.csv"
+        kw = {"resume_file": shared, "batch_size": exp.config.score_batch}
+
+        def rank1(name=name, kw=kw):
+            evaluate.retrieval_scores(model, processor, exp.root, name, shard=Shard(1, 2), **kw)
+
+        _, two = evaluate.retrieval_scores(model, processor, exp.root, name, shard=Shard(0, 2, wait=rank1), **kw)
+        assert two.tobytes() == one.tobytes(), name
+
+
+@pytest.mark.slow
 def test_two_processes_under_accelerate_launch_write_the_one_process_csvs(exp, tmp_path):
     two = Experiment(**{**exp.launch_fields(), "seeds": (0,), "base_seeds": (0,)}, num_processes=2)
     for benchmark in ("velociti", "qa"):
