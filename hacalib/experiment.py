@@ -198,31 +198,12 @@ class Experiment:
         out = self.run_path(objective, seed, mask_ratio, base=base, **overrides)
         base_model = self.base_model(base)
         if self.num_processes > 1 and self._shard is None:
-            self._launch_training(base_model, train_cfg, out)
+            from .launch import launch_training
+
+            launch_training(self, base_model, train_cfg, out)
         # finished by the launch (or earlier): returned as it is, exactly as after an in-process run
         return finetune(base_model, self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
                         progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos)
-
-    def _launch_training(self, base_model: str | Path, train_cfg, out: Path) -> None:
-        """Train one run in `num_processes` processes under accelerate launch, unless it is finished already."""
-        from .launch import run_launched
-        from .training.finetune import cache_key, is_finished
-        from .training.runs import run_dir_for
-
-        cfg = self.config
-        key = cache_key(train_cfg, cfg.model, base_model, self.root, duplicates=cfg.duplicates,
-                        missing_videos=cfg.missing_videos)
-        if is_finished(out, key):
-            return
-        # beside the checkpoints: removed with them when the run is finished, kept (with the log) when it fails
-        work = run_dir_for(out)
-        spec = write_json(work / "launch.json", {
-            "data_root": str(self.root.path), "base_model": str(base_model), "out_dir": str(out),
-            "train": asdict(train_cfg), "model": asdict(cfg.model), "duplicates": cfg.duplicates,
-            "missing_videos": cfg.missing_videos, "global_batch": True})
-        args = ["--config", str(spec)] + ([] if self.progress else ["--no-progress"])
-        run_launched("hacalib.training.cli", args, num_processes=self.num_processes, log=work / "launch.log",
-                     accelerate_config=self.accelerate_config, what=f"fine-tuning run {out}")
 
     def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
                 **overrides: Any) -> Path | None:
@@ -298,7 +279,9 @@ class Experiment:
         # resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
         if self.num_processes > 1 and self._shard is None:
-            self._launch_evaluation(benchmark, row, seed, mask_ratio, base, overrides, path, progress)
+            from .launch import launch_evaluation
+
+            launch_evaluation(self, benchmark, row, seed, mask_ratio, base, overrides, path, progress)
         else:
             model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
             df = self._evaluate(benchmark, model, processor, progress)
@@ -313,25 +296,6 @@ class Experiment:
         shutil.rmtree(progress, ignore_errors=True)
         # read back: the first call and every cached call then return the very same values
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
-
-    def _launch_evaluation(self, benchmark: str, row: str, seed: int, mask_ratio: float | None, base: int | None,
-                           overrides: dict, path: Path, progress: Path) -> None:
-        """Evaluate one run on one benchmark in `num_processes` processes under accelerate launch (`hacalib.shard_cli`),
-        each writing its share into `progress`; the first writes the per-item CSV `path`."""
-        from .launch import run_launched
-
-        # what every process reads must exist before they start (none of them trains, pretrains or builds a world)
-        self.run_dir(row, seed, mask_ratio, base=base, **overrides)
-        self.base_model(base)
-        spec = write_json(progress / "launch.json", {
-            "experiment": self.launch_fields(), "benchmark": benchmark, "row": row, "seed": seed,
-            "mask_ratio": mask_ratio, "base": base, "overrides": overrides})
-        run_launched("hacalib.shard_cli", ["--spec", str(spec)], num_processes=self.num_processes,
-                     log=progress / "launch.log", accelerate_config=self.accelerate_config,
-                     what=f"{benchmark} evaluation of {row} base {self._base(base)} seed {seed}")
-        if not path.is_file():
-            raise RuntimeError(f"the launched {benchmark} evaluation ended without writing {path}; see "
-                               f"{progress / 'launch.log'}")
 
     def launch_fields(self) -> dict:
         """The settings a launched process needs to build this experiment (JSON-ready; one process each)."""

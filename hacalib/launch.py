@@ -11,19 +11,25 @@ output goes to a log file; a failed launch raises with the log's path and its la
 
 A launch ends with the kernel that started it (`hacalib.orphans`): no orphaned run writes beside a rerun.
 
-May import: `hacalib.errors`, `hacalib.orphans`.
+`launch_training` and `launch_evaluation` are the two launches `Experiment` makes.
+
+May import: `hacalib.errors`, `hacalib.io`, `hacalib.orphans`, `hacalib.training` (the run's cache key); imported by
+`hacalib.experiment`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import UsageError
+from .io import write_json
 from .orphans import die_with_parent
 
 
@@ -83,6 +89,61 @@ def run_launched(module: str, args: Sequence[str], *, num_processes: int, log: s
         proc = subprocess.run(cmd, env=_child_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               preexec_fn=die_with_parent)
     if proc.returncode != 0:
-        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
         raise LaunchFailed(f"{what or module} failed in {num_processes} processes under accelerate launch (exit "
-                           f"status {proc.returncode}); its log is {log}, which ends:\n{tail}")
+                           f"status {proc.returncode}); its log is {log}. {_errors(lines)}")
+
+
+_ERROR_LINE = re.compile(r"^(\[rank\d+\]:\s*)?(([\w.]+(Error|Exception|Failed|Interrupt)|SystemExit)\b|\S+: No module "
+                         r"named ).*")
+
+
+def _errors(lines: list[str]) -> str:
+    """The exceptions the processes raised (each once), else the log's last lines: torchrun ends every failed launch
+    with its own summary, which does not say what went wrong."""
+    found = list(dict.fromkeys(m.group(0).split("]:", 1)[-1].strip() for line in lines
+                               if (m := _ERROR_LINE.match(line)) and "ChildFailedError" not in line))
+    if found:
+        return "The processes raised:\n" + "\n".join(found[-5:])
+    return "It ends:\n" + "\n".join(lines[-25:])
+
+
+def launch_training(exp: Any, base_model: str | Path, train_cfg: Any, out: Path) -> None:
+    """Train one run of experiment `exp` in `exp.num_processes` processes (`hacalib.training.cli`, the preset's step
+    shared among them), unless it is finished already; the caller then loads it as it loads an in-process run."""
+    from .training.finetune import cache_key, is_finished
+    from .training.runs import run_dir_for
+
+    cfg = exp.config
+    key = cache_key(train_cfg, cfg.model, base_model, exp.root, duplicates=cfg.duplicates,
+                    missing_videos=cfg.missing_videos)
+    if is_finished(out, key):
+        return
+    # beside the checkpoints: removed with them when the run is finished, kept (with the log) when it fails
+    work = run_dir_for(out)
+    spec = write_json(work / "launch.json", {
+        "data_root": str(exp.root.path), "base_model": str(base_model), "out_dir": str(out),
+        "train": asdict(train_cfg), "model": asdict(cfg.model), "duplicates": cfg.duplicates,
+        "missing_videos": cfg.missing_videos, "global_batch": True})
+    args = ["--config", str(spec)] + ([] if exp.progress else ["--no-progress"])
+    run_launched("hacalib.training.cli", args, num_processes=exp.num_processes, log=work / "launch.log",
+                 accelerate_config=exp.accelerate_config, what=f"fine-tuning run {out}")
+
+
+def launch_evaluation(exp: Any, benchmark: str, row: str, seed: int, mask_ratio: float | None, base: int | None,
+                      overrides: dict, path: Path, progress: Path) -> None:
+    """Evaluate one run of experiment `exp` on one benchmark in `exp.num_processes` processes (`hacalib.shard_cli`),
+    each writing its share into `progress`; the first writes the per-item CSV `path`."""
+    # what every process reads must exist before they start (none of them trains, pretrains or builds a world)
+    exp.run_dir(row, seed, mask_ratio, base=base, **overrides)
+    exp.base_model(base)
+    spec = write_json(progress / "launch.json", {
+        "experiment": exp.launch_fields(), "benchmark": benchmark, "row": row, "seed": seed,
+        "mask_ratio": mask_ratio, "base": base, "overrides": overrides})
+    run_launched("hacalib.shard_cli", ["--spec", str(spec)], num_processes=exp.num_processes,
+                 log=progress / "launch.log", accelerate_config=exp.accelerate_config,
+                 what=f"{benchmark} evaluation of {row} base {base if base is not None else exp.base_seeds[0]} "
+                      f"seed {seed}")
+    if not path.is_file():
+        raise LaunchFailed(f"the launched {benchmark} evaluation ended without writing {path}; see "
+                           f"{progress / 'launch.log'}")

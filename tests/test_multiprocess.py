@@ -103,6 +103,36 @@ def test_without_enough_clean_cuts_every_process_still_gets_videos():
     assert sum(bool(s) for s in five) == 3
 
 
+# ---------------------------------------------------------------------------------------------- launching
+def test_a_users_accelerate_config_is_passed_through_and_a_missing_one_refused(tmp_path):
+    from hacalib.errors import UsageError
+
+    config = tmp_path / "fsdp.yaml"
+    config.write_text("distributed_type: FSDP\n")
+    cmd = accelerate_command("hacalib.training.cli", ["--config", "run.json"], num_processes=8,
+                             accelerate_config=config)
+    assert cmd[cmd.index("--config_file") + 1] == str(config) and "--multi_gpu" not in cmd
+    assert cmd[cmd.index("--num_processes") + 1] == "8" and cmd[-4:] == ["-m", "hacalib.training.cli", "--config",
+                                                                         "run.json"]
+    plain = accelerate_command("hacalib.shard_cli", [], num_processes=2)
+    assert "--multi_gpu" in plain and "--config_file" not in plain
+    with pytest.raises(UsageError, match="nope.yaml.*is not a file"):
+        Experiment(preset="toy", smoke=True, num_processes=2, accelerate_config=str(tmp_path / "nope.yaml"))
+    with pytest.raises(UsageError, match="num_processes must be an integer >= 1"):
+        Experiment(preset="toy", smoke=True, num_processes=0)
+
+
+@pytest.mark.slow
+def test_a_failed_launch_names_its_log(tmp_path):
+    from hacalib.launch import LaunchFailed, run_launched
+
+    log = tmp_path / "launch.log"
+    with pytest.raises(LaunchFailed, match=r"(?s)a test launch failed in 2 processes.*launch\.log\. The processes "
+                                           r"raised:\nhacalib.errors.DataError: .*nope\.json: file not found"):
+        run_launched("hacalib.shard_cli", ["--spec", str(tmp_path / "nope.json")], num_processes=2, log=log,
+                     what="a test launch")
+
+
 # ---------------------------------------------------------------------------------------------- per-item results
 @pytest.fixture(scope="module")
 def exp(tmp_path_factory) -> Experiment:
@@ -152,7 +182,9 @@ def test_two_shares_give_the_one_process_retrieval_scores(exp, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_under_accelerate_launch_write_the_one_process_csvs(exp, tmp_path):
+def test_two_processes_under_accelerate_launch_write_the_one_process_csvs(exp, tmp_path, monkeypatch):
+    import hacalib.launch
+
     two = Experiment(**{**exp.launch_fields(), "seeds": (0,), "base_seeds": (0,)}, num_processes=2)
     for benchmark in ("velociti", "qa"):
         path = exp.eval_file(benchmark, exp._base_results_dir(0), 0)
@@ -164,9 +196,10 @@ def test_two_processes_under_accelerate_launch_write_the_one_process_csvs(exp, t
         assert got.equals(one)
         assert not path.with_name(f".{path.stem}.scores").exists()  # shares and launch log removed once merged
         calls = []
-        two_again = Experiment(**{**exp.launch_fields(), "seeds": (0,), "base_seeds": (0,)}, num_processes=2)
-        two_again._launch_evaluation = lambda *a, **k: calls.append(a)  # a finished result is never recomputed
-        assert two_again.per_item(benchmark, "pretrained", 0).equals(one) and not calls
+        with monkeypatch.context() as m:  # a finished result is never computed again
+            m.setattr(hacalib.launch, "launch_evaluation", lambda *a, **k: calls.append(a))
+            again = Experiment(**{**exp.launch_fields(), "seeds": (0,), "base_seeds": (0,)}, num_processes=2)
+            assert again.per_item(benchmark, "pretrained", 0).equals(one) and not calls
 
 
 # ---------------------------------------------------------------------------------------------- fine-tuning
