@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from .errors import UsageError
 from .io import write_json
-from .orphans import die_with_parent
+from .orphans import ending_with_parent
 
 
 class LaunchFailed(RuntimeError):
@@ -86,8 +86,8 @@ def run_launched(module: str, args: Sequence[str], *, num_processes: int, log: s
     with log.open("a", encoding="utf-8") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
-        proc = subprocess.run(cmd, env=_child_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              preexec_fn=die_with_parent)
+        proc = subprocess.run(ending_with_parent(cmd), env=_child_env(), stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
         raise LaunchFailed(f"{what or module} failed in {num_processes} processes under accelerate launch (exit "

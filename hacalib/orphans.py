@@ -3,7 +3,7 @@
 `accelerate launch` runs torchrun, whose worker processes start in sessions of their own: when the launcher is
 killed (SIGKILL, a lost kernel) they would go on training or scoring as orphans, and a rerun would then write into
 the same checkpoint or share files beside them. `exit_with_parent` (called first thing by our launched entry points)
-ends the process as soon as its parent is gone; `die_with_parent` (Linux) makes the launcher itself end with the
+ends the process as soon as its parent is gone; `ending_with_parent` (Linux) makes the launcher itself end with the
 kernel that started it.
 
 May import: the standard library only.
@@ -12,7 +12,6 @@ May import: the standard library only.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import time
@@ -35,14 +34,19 @@ def exit_with_parent(poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def die_with_parent() -> None:
-    """For `subprocess`'s preexec_fn: on Linux the child gets SIGTERM when the thread that started it ends (torchrun
-    then stops its workers itself); elsewhere nothing (the workers' `exit_with_parent` still ends them)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
+# Run as `python -c`: ask for SIGTERM when the parent ends, check the parent did not end already, then become the
+# command. Done in a fresh interpreter, not in `subprocess`'s preexec_fn: that runs between fork and exec of a
+# threaded parent (a Jupyter kernel) and may deadlock there.
+_EXEC_WITH_PARENT = ("import ctypes, os, signal, sys\n"
+                     "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+                     "if os.getppid() != int(sys.argv[1]):\n"
+                     "    sys.exit('the process that started this one has ended')\n"
+                     "os.execv(sys.argv[2], sys.argv[2:])\n")
 
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+
+def ending_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd` wrapped so that, on Linux, it gets SIGTERM when this process ends (torchrun then stops its workers);
+    elsewhere `cmd` itself (the workers' `exit_with_parent` still ends them once the launcher is gone)."""
+    if not sys.platform.startswith("linux"):
+        return list(cmd)
+    return [sys.executable, "-c", _EXEC_WITH_PARENT, str(os.getpid()), *cmd]

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -166,6 +167,28 @@ def test_two_shares_give_the_one_process_per_item_file_byte_for_byte(exp, benchm
 
 
 @pytest.mark.slow
+def test_a_share_cut_short_resumes_to_the_same_files(exp, tmp_path):
+    """A share's file holds what its process finished (per video, as one process's file): cut one back to its first
+    video, run again, and both shares end byte-identical with the same answers."""
+    model, processor = exp.model("haca", 0)
+    kw = {"limit": exp.config.qa_questions, "resume_file": tmp_path / "qa.jsonl"}
+
+    def run():
+        rank1 = lambda: evaluate.qa_answers(model, processor, exp.root, shard=Shard(1, 2), **kw)  # noqa: E731
+        return evaluate.qa_answers(model, processor, exp.root, shard=Shard(0, 2, wait=rank1), **kw)
+
+    first = run()
+    files = {p: p.read_bytes() for p in sorted(tmp_path.glob("qa.shard*"))}
+    assert len(files) == 2
+    cut = max(files, key=lambda p: len(files[p].splitlines()))
+    lines = files[cut].splitlines(keepends=True)
+    video = json.loads(lines[1])["video"]
+    cut.write_bytes(b"".join(lines[:1] + [x for x in lines[1:] if json.loads(x)["video"] == video]) + b'{"i": 9')
+    assert run().equals(first)
+    assert {p: p.read_bytes() for p in files} == files
+
+
+@pytest.mark.slow
 def test_two_shares_give_the_one_process_retrieval_scores(exp, tmp_path):
     model, processor = exp.model("haca", 0)
     for name in exp.root.ssv2_names():
@@ -288,6 +311,39 @@ def test_a_two_process_accelerate_run_killed_with_sigkill_resumes_to_the_same_ad
     assert [r["step"] for r in cut_log] == list(range(1, STEPS + 1))  # logged once, by one process
     assert [r["loss"] for r in cut_log] == [r["loss"] for r in ref_log]
     assert not out.with_name("cut.run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the training processes through /proc (Linux)")
+def test_a_launch_ends_with_the_kernel_that_started_it(exp, tmp_path):
+    """The notebook's kernel killed mid-run: the launcher and its training processes end too (none goes on writing
+    checkpoints beside a rerun)."""
+    out = tmp_path / "orphan"
+    run = tmp_path / "orphan.json"
+    run.write_text(json.dumps({"data_root": str(exp.root.path), "base_model": str(exp.base_model(0)),
+                               "out_dir": str(out), "train": {**TRAIN, "max_steps": 100000, "checkpoint_every": 1},
+                               "model": MODEL, "global_batch": True}))
+    kernel = ("from hacalib.launch import run_launched\n"
+              f"run_launched('hacalib.training.cli', ['--config', {str(run)!r}, '--no-progress'], num_processes=2, "
+              f"log={str(tmp_path / 'launch.log')!r})\n")
+    proc = subprocess.Popen([sys.executable, "-c", kernel], env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpts = out.with_name("orphan.run") / "checkpoints"
+    try:
+        t0 = time.monotonic()
+        while not (ckpts.is_dir() and any(p.name.startswith("step_") for p in ckpts.iterdir())):
+            assert proc.poll() is None, f"ended (rc {proc.returncode}) before its first checkpoint"
+            assert time.monotonic() - t0 < 300, "no checkpoint within 300 s"
+            time.sleep(0.05)
+        tree = _descendants(proc.pid)
+        assert len(tree) >= 3  # the launcher and two training processes
+    finally:
+        proc.kill()  # SIGKILL to the "kernel" only
+        proc.wait(timeout=60)
+    t0 = time.monotonic()
+    while any(_alive(pid) for pid in tree):
+        assert time.monotonic() - t0 < 60, f"still running 60 s after the kernel was killed: {tree}"
+        time.sleep(0.1)
 
 
 @pytest.mark.slow
