@@ -123,6 +123,26 @@ def test_a_users_accelerate_config_is_passed_through_and_a_missing_one_refused(t
         Experiment(preset="toy", smoke=True, num_processes=0)
 
 
+def test_reproduce_checks_the_process_settings_and_the_plan_names_them(tmp_path, capsys):
+    from hacalib.cli import main
+    from hacalib.plan import make_plan, render
+    from hacalib.reproduce import ReproduceConfig, notebook_parameters
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "03_table1_velociti.ipynb", tmp_path / "notebooks")
+    with pytest.raises(SystemExit) as stop:  # argparse's own refusal
+        main(["reproduce", "--num-processes", "0", "--project-root", str(tmp_path)])
+    assert stop.value.code == 2 and "--num-processes: expected an integer >= 1, got '0'" in capsys.readouterr().err
+    missing = str(tmp_path / "none.yaml")
+    assert main(["reproduce", "--num-processes", "2", "--accelerate-config", missing,
+                 "--project-root", str(tmp_path)]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    cfg = ReproduceConfig(project_root=tmp_path, smoke=True, num_processes=2)
+    assert notebook_parameters(cfg)["num_processes"] == 2
+    assert "2 processes (accelerate launch)" in render(make_plan(cfg))
+    assert "processes (accelerate launch)" not in render(make_plan(ReproduceConfig(project_root=tmp_path, smoke=True)))
+
+
 @pytest.mark.slow
 def test_a_failed_launch_names_its_log(tmp_path):
     from hacalib.launch import LaunchFailed, run_launched
