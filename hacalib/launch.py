@@ -128,6 +128,8 @@ def launch_training(exp: Any, base_model: str | Path, train_cfg: Any, out: Path)
     args = ["--config", str(spec)] + ([] if exp.progress else ["--no-progress"])
     run_launched("hacalib.training.cli", args, num_processes=exp.num_processes, log=work / "launch.log",
                  accelerate_config=exp.accelerate_config, what=f"fine-tuning run {out}")
+    if not is_finished(out, key):  # never fall back to training in the kernel
+        raise LaunchFailed(f"the launched fine-tuning run ended without finishing {out}; see {work / 'launch.log'}")
 
 
 def launch_evaluation(exp: Any, benchmark: str, row: str, seed: int, mask_ratio: float | None, base: int | None,

@@ -80,6 +80,9 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     Returns columns test, video_id, event, pos, neg, p_pos, p_neg. For `control` the negative is another video's
     caption scored on the same video (VELOCITI's text control). With `resume_file`, scores are also kept there per
     finished video, and a call interrupted by a kill continues from it (`hacalib.scoring.results_file.score_to_file`).
+    With `shard` (one of several processes; needs `resume_file`), this process scores its share of the videos into
+    its own file beside `resume_file` and, once every process is done, returns the whole frame
+    (`hacalib.scoring.shards`); the same holds for every evaluation below.
     """
     items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
     by_test: dict[str, list] = {}
@@ -136,7 +139,7 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
     the row's own, and the control says nothing.)
 
     Returns columns misalignment, video, other_video, caption, neg_caption, ll_true, ll_false, ll_true_other,
-    ll_false_other.
+    ll_false_other. `resume_file` is used only with `shard` (each process's share is written whole beside it).
     """
     rows = heldout_rows(root, split, limit, duplicates)
     others = rows[1:] + rows[:1]
