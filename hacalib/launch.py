@@ -38,9 +38,13 @@ class LaunchFailed(RuntimeError):
 
 
 def check_launch_settings(num_processes: int, accelerate_config: str | Path = "") -> None:
-    """Refuse a process count below 1 and an accelerate config file that is not there."""
+    """Refuse a process count below 1, an accelerate config with one process (nothing is launched then) and an
+    accelerate config file that is not there."""
     if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
         raise UsageError(f"num_processes must be an integer >= 1, got {num_processes!r}")
+    if accelerate_config and num_processes == 1:
+        raise UsageError("an accelerate config is used by the launches of num_processes > 1; with 1 process the work "
+                         "runs in this process (set num_processes to the config's process count)")
     if accelerate_config and not Path(accelerate_config).is_file():
         raise UsageError(f"accelerate config {str(accelerate_config)!r} is not a file (write one with "
                          "`accelerate config --config_file PATH`)")

@@ -112,6 +112,8 @@ def validate(cfg: ReproduceConfig) -> list[Path]:
             raise UsageError(f"--data-root {cfg.data_root!r} is not a folder")
     if isinstance(cfg.num_processes, bool) or not isinstance(cfg.num_processes, int) or cfg.num_processes < 1:
         raise UsageError(f"--num-processes must be an integer >= 1, got {cfg.num_processes!r}")
+    if cfg.accelerate_config and cfg.num_processes == 1:
+        raise UsageError("--accelerate-config is used by the launches of --num-processes N > 1; add --num-processes")
     if cfg.accelerate_config and not Path(cfg.accelerate_config).is_file():
         raise UsageError(f"--accelerate-config {cfg.accelerate_config!r} is not a file (write one with "
                          "`accelerate config --config_file PATH`)")

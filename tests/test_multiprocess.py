@@ -119,6 +119,8 @@ def test_a_users_accelerate_config_is_passed_through_and_a_missing_one_refused(t
     assert "--multi_gpu" in plain and "--config_file" not in plain
     with pytest.raises(UsageError, match="nope.yaml.*is not a file"):
         Experiment(preset="toy", smoke=True, num_processes=2, accelerate_config=str(tmp_path / "nope.yaml"))
+    with pytest.raises(UsageError, match="used by the launches of num_processes > 1"):
+        Experiment(preset="toy", smoke=True, accelerate_config=str(config))
     with pytest.raises(UsageError, match="num_processes must be an integer >= 1"):
         Experiment(preset="toy", smoke=True, num_processes=0)
 
