@@ -231,7 +231,7 @@ def test_two_processes_under_accelerate_launch_write_the_one_process_csvs(exp, t
     import hacalib.launch
 
     two = Experiment(**{**exp.launch_fields(), "seeds": (0,), "base_seeds": (0,)}, num_processes=2)
-    for benchmark in ("velociti", "qa"):
+    for benchmark in ("qa",):  # VELOCITI goes through the same launch in the reproduce test below
         path = exp.eval_file(benchmark, exp._base_results_dir(0), 0)
         one = exp.per_item(benchmark, "pretrained", 0)
         reference = path.read_bytes()
