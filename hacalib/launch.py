@@ -7,7 +7,7 @@ What the notebooks' kernel uses to put every GPU of a node to work (`hacalib.exp
 as `accelerate launch` of the same Python, which spawns the processes (torchrun underneath: NCCL on GPUs, gloo on
 CPUs) and sets each one's rank and device. A user's accelerate config file (FSDP, DeepSpeed, a GPU subset) is
 passed through as `--config_file`; without one the launch is plain multi-process DDP on this machine. The child
-output goes to a log file; a failed launch raises with the log's path and its last lines.
+output goes to a log file; a failed launch raises with the log's path and the exceptions the processes raised.
 
 A launch ends with the kernel that started it (`hacalib.orphans`): no orphaned run writes beside a rerun.
 
@@ -34,7 +34,7 @@ from .orphans import ending_with_parent
 
 
 class LaunchFailed(RuntimeError):
-    """An `accelerate launch` ended with an error; the message names its log and shows the log's end."""
+    """An `accelerate launch` ended with an error; the message names its log and what the processes raised."""
 
 
 def check_launch_settings(num_processes: int, accelerate_config: str | Path = "") -> None:
