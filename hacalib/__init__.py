@@ -9,7 +9,9 @@
     report/     tables, analysis, plots, artifacts on disk, provenance
 
 At the top: `config` (dataclasses, validated), `presets`, `prompts` (versioned chat templates), `errors`, `io`
-(atomic writes), `experiment` (a preset's runs and evaluations, cached), `notebook`, `reproduce`, `cli`.
+(atomic writes), `orphans` (launched processes end with their launcher), `experiment` (a preset's runs and
+evaluations, cached), `launch` (its runs and evaluations in N processes under `accelerate launch`, each process of an
+evaluation running `shard_cli`), `notebook`, `reproduce`, `cli`.
 
 Imports point one way: the CLI and the notebooks call `experiment` and `report`; `experiment` calls `scoring` and
 `training`; those call `models`, `toyworld`, `data` and `metrics`; everything may use the leaves `config`,

@@ -35,12 +35,20 @@ def _natural(text: str) -> int:
     return int(text)
 
 
+def _positive(text: str) -> int:
+    """argparse type of a process count: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import ReproduceConfig, reproduce
 
     cfg = ReproduceConfig(project_root=Path(args.project_root).resolve(), preset=args.preset,
                           data_root=args.data_root, seeds=args.seeds, base_seeds=args.base_seeds,
-                          retrain_base=args.retrain_base, smoke=args.smoke, only=args.only or ())
+                          retrain_base=args.retrain_base, smoke=args.smoke, only=args.only or (),
+                          num_processes=args.num_processes, accelerate_config=args.accelerate_config)
     if args.plan:  # what would run, what is cached, how long: nothing is built
         from .plan import make_plan, render
 
@@ -138,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plan", action="store_true",
                    help="print every training run and evaluation these settings would run, what is cached and an "
                         "estimate of the time left; run nothing")
+    r.add_argument("--num-processes", default=1, type=_positive,
+                   help="run each fine-tuning run and evaluation in N processes under accelerate launch (e.g. one per "
+                        "GPU; gloo on a CPU); per-item results equal one process's (default 1: in the notebook kernel)")
+    r.add_argument("--accelerate-config", default="",
+                   help="an accelerate config file for those launches (FSDP, DeepSpeed, a GPU subset)")
     r.add_argument("--project-root", default=".", help="the project checkout (default: current folder)")
     r.set_defaults(func=cmd_reproduce)
 

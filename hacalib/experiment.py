@@ -13,8 +13,14 @@ pretrained here.
 The data root is the user's real data for the paper preset, the toy world (built once under the cache) otherwise
 (`data_root_for`). A preset is configuration, not a fork.
 
-May import: every stage below it (`hacalib.toyworld`, `hacalib.models`, `hacalib.training`, `hacalib.scoring`) and
-`hacalib.presets`; imported by `hacalib.notebook` and the notebooks.
+With `num_processes` > 1 (every GPU of a node) the work still starts here, in the notebook's kernel, but runs in that
+many processes under `accelerate launch` (`hacalib.launch`): a fine-tuning run through `hacalib.training.cli`
+(the preset's step shared among them), an evaluation through `hacalib.shard_cli`, each process scoring its share of
+the videos (`hacalib.scoring.shards`); the kernel then reads the finished run or per-item CSV exactly as it reads a
+one-process one. A finished run or result is never computed again, whatever process count made it.
+
+May import: every stage below it (`hacalib.toyworld`, `hacalib.models`, `hacalib.training`, `hacalib.scoring`),
+`hacalib.presets` and `hacalib.launch`; imported by `hacalib.notebook`, `hacalib.shard_cli` and the notebooks.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import pandas as pd
 from . import prompts
 from .config import DEFAULT_MASK_RATIO, OBJECTIVES
 from .data.layout import DataRoot
-from .io import atomic_path, write_json
+from .io import atomic_path
 from .presets import Preset
 from .presets import preset as get_preset
 
@@ -83,8 +89,12 @@ class Experiment:
     base_seeds: tuple | None = None  # base models: the toy pretraining seeds (None: the preset's)
     retrain_base: bool = False  # toy: pretrain the base models here even where a shipped one fits
     prompt: str = prompts.DEFAULT_ENTAIL_PROMPT  # entailment question at evaluation (`prompts.ENTAIL_PROMPTS`)
+    num_processes: int = 1  # > 1: training and evaluation run in this many processes under `accelerate launch`
+    accelerate_config: str = ""  # an accelerate config file for those launches (FSDP, DeepSpeed, GPU subset)
     _models: dict = field(default_factory=dict, repr=False)
     _root: DataRoot | None = field(default=None, repr=False)
+    _shard: Any = field(default=None, repr=False)  # this process's share when it is one of the launched ones
+    _device: Any = field(default=None, repr=False)  # where its models go then (accelerate's device for this rank)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -99,6 +109,9 @@ class Experiment:
             # the toy tokenizer knows only the words of our own templates: another wording would be mostly <unk>
             raise ValueError(f"prompt {self.prompt!r} needs the real model's tokenizer; the toy preset's vocabulary "
                              f"holds only the words of {prompts.DEFAULT_ENTAIL_PROMPT!r}'s templates")
+        from .launch import check_launch_settings
+
+        check_launch_settings(self.num_processes, self.accelerate_config)
         if cfg.pretrain is None and self.base_seeds != (0,):
             raise ValueError(f"preset {self.preset!r} has one base model (the hub model): base_seeds must be [0], "
                              f"got {list(self.base_seeds)}")
@@ -190,7 +203,13 @@ class Experiment:
         cfg = self.config
         train_cfg = self.train_config(objective, seed, mask_ratio, **overrides)
         out = self.run_path(objective, seed, mask_ratio, base=base, **overrides)
-        return finetune(self.base_model(base), self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
+        base_model = self.base_model(base)
+        if self.num_processes > 1 and self._shard is None:
+            from .launch import launch_training
+
+            launch_training(self, base_model, train_cfg, out)
+        # finished by the launch (or earlier): returned as it is, exactly as after an in-process run
+        return finetune(base_model, self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
                         progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos)
 
     def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
@@ -216,11 +235,12 @@ class Experiment:
             self._move(self._models[key][0])
         return self._models[key]
 
-    @staticmethod
-    def _move(model) -> None:
+    def _move(self, model) -> None:
         import torch
 
-        if torch.cuda.is_available():
+        if self._device is not None:  # one of several launched processes: its own GPU (or the CPU)
+            model.to(self._device)
+        elif torch.cuda.is_available():
             model.to("cuda")
 
     def _base_results_dir(self, base: int | None = None, *, make: bool = True) -> Path:
@@ -265,22 +285,47 @@ class Experiment:
         path = self.eval_file(benchmark, where, base)
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
-        model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
         # P(yes) and generation benchmarks keep their results per finished video here, so a killed evaluation
         # resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
-        df = self._evaluate(benchmark, model, processor, progress)
-        with atomic_path(path) as tmp:
-            df.to_csv(tmp, index=False)
+        if self.num_processes > 1 and self._shard is None:
+            from .launch import launch_evaluation
+
+            launch_evaluation(self, benchmark, row, seed, mask_ratio, base, overrides, path, progress)
+        else:
+            model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
+            df = self._evaluate(benchmark, model, processor, progress)
+            if self._shard is not None:
+                self._shard.wait()  # every process has read the shares back before the first writes the result
+            if self._shard is None or self._shard.rank == 0:
+                with atomic_path(path) as tmp:
+                    df.to_csv(tmp, index=False)
+            if self._shard is not None:
+                self._shard.wait()
+                return df  # the launching kernel reads the file and removes the progress folder
         shutil.rmtree(progress, ignore_errors=True)
         # read back: the first call and every cached call then return the very same values
         return pd.read_csv(path, keep_default_na=False, na_values=[""])
+
+    def launch_fields(self) -> dict:
+        """The settings a launched process needs to build this experiment (JSON-ready; one process each)."""
+        # paths as this experiment spells them (the processes start in this folder): a result's cache key holds them
+        return {"preset": self.preset, "data_root": self.data_root, "cache_dir": str(self.cache_dir),
+                "seeds": list(self.seeds), "smoke": self.smoke, "world_seed": self.world_seed, "progress": False,
+                "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base,
+                "prompt": self.prompt}  # the entailment question: it changes the scores and the result's key
+
+    def as_shard(self, shard, device) -> "Experiment":
+        """This experiment as one of several launched processes: `shard` (`hacalib.scoring.shards.Shard`) says
+        which share of every evaluation it scores, `device` where its models go."""
+        return replace(self, num_processes=1, accelerate_config="", _models={}, _root=None, _shard=shard,
+                       _device=device)
 
     def _evaluate(self, benchmark: str, model, processor, progress: Path) -> pd.DataFrame:
         from .scoring import evaluate  # here, so that resolving a data root (notebook 01) loads no model code
 
         cfg, root = self.config, self.root
-        kw = {"batch_size": cfg.score_batch}
+        kw = {"batch_size": cfg.score_batch, "shard": self._shard}
         if benchmark in ENTAIL_BENCHMARKS:
             kw["prompt"] = self.prompt
         progress.mkdir(parents=True, exist_ok=True)
@@ -292,14 +337,15 @@ class Experiment:
                                            duplicates=cfg.duplicates, resume_file=progress / "videocon.csv", **kw)
         if benchmark == "qa":
             return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions,
-                                       resume_file=progress / "qa.jsonl")
+                                       resume_file=progress / "qa.jsonl", shard=self._shard)
         if benchmark == "corrections":
             return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout,
                                                duplicates=cfg.duplicates, resume_file=progress / "corrections.jsonl",
-                                               prompt=self.prompt)
-        if benchmark == "videocon_loglik":
+                                               prompt=self.prompt, shard=self._shard)
+        if benchmark == "videocon_loglik":  # the file is used only by a shared evaluation (each share's result)
             return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout,
-                                            duplicates=cfg.duplicates, **kw)
+                                            duplicates=cfg.duplicates, resume_file=progress / "videocon_loglik.csv",
+                                            **kw)
         frames = []
         for name in root.ssv2_names():
             matrix, scores = evaluate.retrieval_scores(model, processor, root, name,
@@ -333,7 +379,8 @@ class Experiment:
                 "data_root": str(self.root.path), "model": cfg.model, "finetune": cfg.finetune,
                 "pretrain": cfg.pretrain, "base_models": [str(self.base_model(b)) for b in self.base_seeds],
                 "limits": {"velociti_per_test": cfg.velociti_per_test, "videocon_heldout": cfg.videocon_heldout,
-                           "qa_questions": cfg.qa_questions}}
+                           "qa_questions": cfg.qa_questions},
+                **({"num_processes": self.num_processes} if self.num_processes > 1 else {})}
 
 
 def retrieval_matrices(frame: pd.DataFrame) -> dict[str, tuple]:
@@ -351,7 +398,3 @@ def retrieval_matrices(frame: pd.DataFrame) -> dict[str, tuple]:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
-def save_experiment_record(exp: Experiment, path: str | Path) -> Path:
-    return write_json(path, exp.describe())

@@ -37,10 +37,14 @@ def quiet() -> None:
 
 def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int] | None, smoke: bool,
           world_seed: int = 0, base_seeds: Sequence[int] | None = None, retrain_base: bool = False,
-          prompt: str = "haca", **extra: Any) -> tuple[Experiment, dict]:
+          prompt: str = "haca", num_processes: int = 1, accelerate_config: str = "",
+          **extra: Any) -> tuple[Experiment, dict]:
     """The notebook's experiment and the provenance record every artifact it writes carries. Seeds left as None
     are the preset's; the record holds the ones used. `prompt`: the entailment question at evaluation
-    (`hacalib.prompts.ENTAIL_PROMPTS`), recorded with its version."""
+    (`hacalib.prompts.ENTAIL_PROMPTS`), recorded with its version. `num_processes` > 1 runs each fine-tuning run
+    and evaluation in that many processes under `accelerate launch` (with `accelerate_config`, if given); the
+    record names them then (per-item results equal one process's; fine-tuning runs share each step's examples,
+    not its floats)."""
     import pandas as pd
 
     quiet()
@@ -49,10 +53,12 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
     exp = Experiment(preset=preset, data_root=data_root, cache_dir=cache_dir,
                      seeds=None if seeds is None else tuple(seeds), smoke=smoke, world_seed=world_seed,
                      base_seeds=None if base_seeds is None else tuple(base_seeds), retrain_base=retrain_base,
-                     prompt=prompt)
+                     prompt=prompt, num_processes=num_processes, accelerate_config=accelerate_config)
+    launch = {"num_processes": num_processes, **({"accelerate_config": accelerate_config} if accelerate_config else {})}
     prov = provenance({"preset": preset, "smoke": smoke, "base_seeds": list(exp.base_seeds), "seeds": list(exp.seeds),
                        "retrain_base": retrain_base, "world_seed": world_seed, "entail_prompt": prompt_record(prompt),
-                       "data_root": data_root or "(toy world)", **extra}, notebook=notebook)
+                       "data_root": data_root or "(toy world)", **(launch if num_processes > 1 else {}), **extra},
+                      notebook=notebook)
     return exp, prov
 
 

@@ -58,6 +58,7 @@ class Plan:
     steps: list[Step] = field(default_factory=list)
     speeds: list = field(default_factory=list)
     train_steps: tuple = (0, 0)  # optimizer steps of a fine-tuning run, videos per step
+    processes: int = 1  # --num-processes: each run and evaluation under accelerate launch in this many processes
 
 
 def _runs_needed(exp: Experiment, notebook: str, base: int, seed: int) -> list[tuple]:
@@ -163,7 +164,7 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
     speeds = speeds_for(cfg.preset)
     ft = exp.config.finetune
     plan = Plan(cfg.preset, cfg.smoke, str(exp.root_path), str(cfg.cache_dir), chosen, data_note, counts,
-                speeds=speeds, train_steps=(ft.max_steps, ft.batch_size * ft.grad_accum))
+                speeds=speeds, train_steps=(ft.max_steps, ft.batch_size * ft.grad_accum), processes=cfg.num_processes)
     seen: set = set()
     base_status: dict[int, str] = {}
     run_status: dict[tuple, str] = {}
@@ -208,7 +209,11 @@ def render(plan: Plan) -> str:
     out = [f"haca reproduce --plan: preset {plan.preset}{' (smoke)' if plan.smoke else ''}, notebooks "
            f"{', '.join(n[:2] for n in plan.notebooks)}",
            f"  data root {plan.data_root}", f"  cache     {plan.cache_dir}",
-           "  Nothing was built, loaded or decoded to make this plan; times are estimates (see 'Speeds').", "",
+           "  Nothing was built, loaded or decoded to make this plan; times are estimates (see 'Speeds')."]
+    if plan.processes > 1:
+        out.append(f"  {plan.processes} processes (accelerate launch): times below are device time summed over the "
+                   f"processes; wall time is at best 1/{plan.processes} of it (not measured)")
+    out += ["",
            "Data (items per evaluated model)", f"  {plan.data_note}"]
     for name in BENCHMARKS:
         if name in plan.counts:

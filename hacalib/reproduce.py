@@ -44,6 +44,8 @@ class ReproduceConfig:
     only: Sequence[str] = ()  # notebook names (or unique prefixes such as '03') to run; empty: all that exist
     kernel_name: str = "python3"
     fixtures_dir: str = ""  # real data samples for notebook 01; empty: ../shared/fixtures beside the project
+    num_processes: int = 1  # > 1: each fine-tuning run and evaluation under `accelerate launch` in this many processes
+    accelerate_config: str = ""  # an accelerate config file for those launches (FSDP, DeepSpeed, a GPU subset)
 
     @property
     def fixtures(self) -> Path:
@@ -108,6 +110,13 @@ def validate(cfg: ReproduceConfig) -> list[Path]:
             raise UsageError(f"preset {cfg.preset!r} needs --data-root: a folder laid out as in the README")
         if not Path(cfg.data_root).is_dir():
             raise UsageError(f"--data-root {cfg.data_root!r} is not a folder")
+    if isinstance(cfg.num_processes, bool) or not isinstance(cfg.num_processes, int) or cfg.num_processes < 1:
+        raise UsageError(f"--num-processes must be an integer >= 1, got {cfg.num_processes!r}")
+    if cfg.accelerate_config and cfg.num_processes == 1:
+        raise UsageError("--accelerate-config is used by the launches of --num-processes N > 1; add --num-processes")
+    if cfg.accelerate_config and not Path(cfg.accelerate_config).is_file():
+        raise UsageError(f"--accelerate-config {cfg.accelerate_config!r} is not a file (write one with "
+                         "`accelerate config --config_file PATH`)")
     notebooks_dir = cfg.project_root / "notebooks"
     if not notebooks_dir.is_dir():
         raise UsageError(f"no notebooks/ under {cfg.project_root}: run from the project checkout or pass --project-root")
@@ -152,6 +161,9 @@ def notebook_parameters(cfg: ReproduceConfig) -> dict:
         "out_dir": _for_notebook(cfg.out_dir, cfg),
         "cache_dir": _for_notebook(cfg.cache_dir, cfg),
         "fixtures_dir": _for_notebook(cfg.fixtures, cfg),
+        "num_processes": cfg.num_processes,
+        # absolute: the launched processes start in the kernel's folder, notebooks/
+        "accelerate_config": str(Path(cfg.accelerate_config).resolve()) if cfg.accelerate_config else "",
     }
 
 

@@ -134,6 +134,25 @@ def _line(i: int, request: ScoreRequest, answer: str) -> str:
     return json.dumps({"i": i, "video": request.key(), "caption": request.caption, "answer": answer}) + "\n"
 
 
+def _header(model, processor, videos, prompt_texts, settings: dict, identity: dict | None) -> dict:
+    if len(videos) != len(prompt_texts):
+        raise ValueError(f"{len(videos)} videos for {len(prompt_texts)} prompts")
+    for i, r in enumerate(videos):
+        if not isinstance(r.key(), str):
+            raise ValueError(f"request {i} has frames and no video_id: generate_to_file needs a stable key to resume")
+    return answers_header(model, processor, videos, prompt_texts, settings, identity)
+
+
+def read_answers(model: torch.nn.Module, processor: Any, videos: Sequence[ScoreRequest], prompt_texts: Sequence[str],
+                 out_file: str | Path, *, max_new_tokens: int = 16, batch_size: int = 16, num_frames: int = 8,
+                 identity: dict | None = None, **_: Any) -> dict[int, str]:
+    """The answers an answers file of `generate_to_file` (same arguments) holds (prompt index -> text), its header
+    and every row checked against these inputs as a resumed `generate_to_file` would check them; nothing is
+    generated or written."""
+    settings = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "num_frames": num_frames}
+    return _read_done(Path(out_file), _header(model, processor, videos, prompt_texts, settings, identity), videos)
+
+
 def generate_to_file(
     model: torch.nn.Module,
     processor: Any,
@@ -164,13 +183,8 @@ def generate_to_file(
     Returns the answers in request order.
     """
     path = Path(out_file)
-    if len(videos) != len(prompt_texts):
-        raise ValueError(f"{len(videos)} videos for {len(prompt_texts)} prompts")
-    for i, r in enumerate(videos):
-        if not isinstance(r.key(), str):
-            raise ValueError(f"request {i} has frames and no video_id: generate_to_file needs a stable key to resume")
     settings = {"max_new_tokens": max_new_tokens, "batch_size": batch_size, "num_frames": num_frames}
-    head = answers_header(model, processor, videos, prompt_texts, settings, identity)
+    head = _header(model, processor, videos, prompt_texts, settings, identity)
     done = _read_done(path, head, videos) if path.is_file() else {}
     keep = resumable_videos(done, videos, batch_size)
     kept = {i: a for i, a in done.items() if videos[i].key() in keep}

@@ -27,23 +27,38 @@ from .loglik import caption_loglik
 from .pyes import p_yes
 from .requests import ScoreRequest
 from .results_file import score_to_file
+from .shards import Shard, sharded_loglik, sharded_scores, sharded_texts
 
 
 def _limit(items: Sequence, limit: int | None) -> Sequence:
     return items if limit is None else items[:limit]
 
 
+def _needs_file(shard: Shard | None, resume_file: str | Path | None) -> None:
+    if shard is not None and resume_file is None:
+        raise ValueError("an evaluation shared by several processes (shard=...) needs a resume_file: each process "
+                         "writes its share beside it")
+
+
 def _scores(model: Any, processor: Any, requests: list[ScoreRequest], resume_file: str | Path | None,
-            **score_kw: Any):
-    """P(yes) of the requests; with `resume_file`, through `score_to_file` (kept per finished video, resumable)."""
+            shard: Shard | None = None, **score_kw: Any):
+    """P(yes) of the requests; with `resume_file`, through `score_to_file` (kept per finished video, resumable); with
+    `shard`, this process's share of them and then all (`hacalib.scoring.shards`)."""
+    _needs_file(shard, resume_file)
+    if shard is not None:
+        return sharded_scores(model, processor, requests, resume_file, shard, **score_kw)
     if resume_file is None:
         return p_yes(model, processor, requests, **score_kw)
     return score_to_file(model, processor, requests, resume_file, **score_kw)
 
 
 def _texts(model: Any, processor: Any, requests: list[ScoreRequest], prompts: list[str],
-           resume_file: str | Path | None, **gen_kw: Any) -> list[str]:
-    """Greedy answers; with `resume_file`, through `generate_to_file` (kept per finished video, resumable)."""
+           resume_file: str | Path | None, shard: Shard | None = None, **gen_kw: Any) -> list[str]:
+    """Greedy answers; with `resume_file`, through `generate_to_file` (kept per finished video, resumable); with
+    `shard`, as `_scores`."""
+    _needs_file(shard, resume_file)
+    if shard is not None:
+        return sharded_texts(model, processor, requests, prompts, resume_file, shard, **gen_kw)
     if resume_file is None:
         return generate_texts(model, processor, requests, prompts, **gen_kw)
     return generate_to_file(model, processor, requests, prompts, resume_file, **gen_kw)
@@ -58,12 +73,16 @@ def _require_videos(videos: Sequence[tuple[Any, Any, int | None, str | None]], n
 
 def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
                    limit_per_test: int | None = None, video_cache: MutableMapping | None = None,
-                   resume_file: str | Path | None = None, **score_kw: Any) -> pd.DataFrame:
+                   resume_file: str | Path | None = None, shard: Shard | None = None,
+                   **score_kw: Any) -> pd.DataFrame:
     """P(yes) of the positive and the negative caption of every VELOCITI item.
 
     Returns columns test, video_id, event, pos, neg, p_pos, p_neg. For `control` the negative is another video's
     caption scored on the same video (VELOCITI's text control). With `resume_file`, scores are also kept there per
     finished video, and a call interrupted by a kill continues from it (`hacalib.scoring.results_file.score_to_file`).
+    With `shard` (one of several processes; needs `resume_file`), this process scores its share of the videos into
+    its own file beside `resume_file` and, once every process is done, returns the whole frame
+    (`hacalib.scoring.shards`); the same holds for every evaluation below.
     """
     items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
     by_test: dict[str, list] = {}
@@ -73,7 +92,7 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen],
                     score_kw.get("num_frames", 8))
     requests = [ScoreRequest(it.video_path, cap) for it in chosen for cap in (it.pos, it.neg)]
-    scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
+    scores = _scores(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
         "test": [it.test for it in chosen], "video_id": [it.video_id for it in chosen],
         "event": [it.event for it in chosen], "pos": [it.pos for it in chosen], "neg": [it.neg for it in chosen],
@@ -94,7 +113,7 @@ def heldout_rows(root: DataRoot, split: str = "test", limit: int | None = None, 
 def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
                    duplicates: str = "error",
                    video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
-                   **score_kw: Any) -> pd.DataFrame:
+                   shard: Shard | None = None, **score_kw: Any) -> pd.DataFrame:
     """P(yes) of the true and the contrast caption of each held-out VideoCon row (pairwise accuracy per type).
     `resume_file`: as for `velociti_items`.
 
@@ -102,7 +121,7 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
     """
     rows = heldout_rows(root, split, limit, duplicates)
     requests = [ScoreRequest(r.video_path, cap) for r in rows for cap in (r.caption, r.neg_caption)]
-    scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
+    scores = _scores(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
         "caption": [r.caption for r in rows], "neg_caption": [r.neg_caption for r in rows],
@@ -111,8 +130,8 @@ def videocon_pairs(model: Any, processor: Any, root: DataRoot, *, split: str = "
 
 
 def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
-                    duplicates: str = "error",
-                    video_cache: MutableMapping | None = None, **score_kw: Any) -> pd.DataFrame:
+                    duplicates: str = "error", video_cache: MutableMapping | None = None,
+                    resume_file: str | Path | None = None, shard: Shard | None = None, **score_kw: Any) -> pd.DataFrame:
     """The generative readout of the held-out VideoCon pairs: log p(caption | video) of the true and the contrast
     caption as the answer to the captioning prompt (`hacalib.scoring.loglik.caption_loglik`, summed over the caption's tokens
     and EOS), on the row's own video and, as a control, on the next row's video: a preference that survives the
@@ -120,13 +139,18 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
     the row's own, and the control says nothing.)
 
     Returns columns misalignment, video, other_video, caption, neg_caption, ll_true, ll_false, ll_true_other,
-    ll_false_other.
+    ll_false_other. `resume_file` is used only with `shard` (each process's share is written whole beside it).
     """
     rows = heldout_rows(root, split, limit, duplicates)
     others = rows[1:] + rows[:1]
     requests = [ScoreRequest(v.video_path, cap) for r, o in zip(rows, others) for v in (r, o)
                 for cap in (r.caption, r.neg_caption)]
-    ll = caption_loglik(model, processor, requests, video_cache=video_cache, **score_kw).reshape(len(rows), 4)
+    if shard is not None:  # `resume_file` is used only here: one-process log-likelihood is not kept per video
+        _needs_file(shard, resume_file)
+        ll = sharded_loglik(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
+    else:
+        ll = caption_loglik(model, processor, requests, video_cache=video_cache, **score_kw)
+    ll = ll.reshape(len(rows), 4)
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
         "other_video": [o.videopath for o in others], "caption": [r.caption for r in rows],
@@ -137,7 +161,7 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
 
 def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
                      video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
-                     **score_kw: Any):
+                     shard: Shard | None = None, **score_kw: Any):
     """P(yes) of every (query template, video) pair of the retrieval matrix `eval_ssv2_<name>.csv`.
 
     Our own entailment prompt is applied to the template extracted from VideoCon's wrapped caption.
@@ -151,13 +175,13 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
                     score_kw.get("num_frames", 8))
     # one request per (video, query): grouped by video, so the packed scorer reuses each video prefix
     requests = [ScoreRequest(v, extract_template(q)) for v in videos for q in matrix.queries]
-    scores = _scores(model, processor, requests, resume_file, video_cache=video_cache, **score_kw)
+    scores = _scores(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
     return matrix, scores.reshape(len(videos), len(matrix.queries)).T.copy()
 
 
 def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None = None,
                video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
-               **gen_kw: Any) -> pd.DataFrame:
+               shard: Shard | None = None, **gen_kw: Any) -> pd.DataFrame:
     """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment).
     With `resume_file`, answers are also kept there per finished video, and a call interrupted by a kill continues
     from it (`hacalib.scoring.answers_file.generate_to_file`)."""
@@ -166,7 +190,7 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
     _require_videos([(it.video_path, root.msrvtt_qa_questions, it.row, "video_name") for it in items],
                     gen_kw.get("num_frames", 8))
     requests, prompts = qa_inputs(model, items, source=str(root.msrvtt_qa_questions))
-    preds = _texts(model, processor, requests, prompts, resume_file, video_cache=video_cache, **gen_kw)
+    preds = _texts(model, processor, requests, prompts, resume_file, shard, video_cache=video_cache, **gen_kw)
     judged = judge_offline(preds, [it.answer for it in items])
     return pd.DataFrame({
         "question_id": [it.question_id for it in items], "type": [it.type for it in items],
@@ -178,7 +202,7 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
 def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
                        duplicates: str = "error",
                        video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
-                       **gen_kw: Any) -> pd.DataFrame:
+                       shard: Shard | None = None, **gen_kw: Any) -> pd.DataFrame:
     """The model's full greedy answer ("Yes" / "No, <correction>") to the entailment prompt of each held-out
     contrast caption, with how much the correction recovers the true caption. `resume_file`: as for `qa_answers`.
 
@@ -189,7 +213,7 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     requests = [ScoreRequest(r.video_path, r.neg_caption) for r in rows]
     gen_kw.setdefault("max_new_tokens", CORRECTION_MAX_NEW_TOKENS)
     prompt = gen_kw.pop("prompt", "haca")  # the entailment question's wording (not an argument of generation)
-    answers = _texts(model, processor, requests, correction_prompts(model, requests, prompt), resume_file,
+    answers = _texts(model, processor, requests, correction_prompts(model, requests, prompt), resume_file, shard,
                      video_cache=video_cache, **gen_kw)
     fixes = [correction_text(a) for a in answers]
     return pd.DataFrame({

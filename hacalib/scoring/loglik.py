@@ -23,6 +23,7 @@ from .requests import (
     group_by_video,
     model_device,
     naive_logits,
+    packed_forwards,
     pad_sequences,
 )
 
@@ -107,3 +108,12 @@ def caption_loglik(
             flat = [i for idx in step for i in idx]
             out[flat] = reduce(lp, batch.target_segment, len(flat))
     return out
+
+
+def loglik_forwards(requests: Sequence[ScoreRequest], *, batch_size: int = 8, method: str = "packed",
+                    segments_per_pack: int = 32, **_: Any) -> list[list[int]]:
+    """Request indices per forward of `caption_loglik` with these settings (its batching, without running a model)."""
+    check_method(method, batch_size, segments_per_pack)
+    if method == "naive":
+        return [list(c) for c in chunks(range(len(requests)), batch_size)]
+    return packed_forwards(group_by_video(requests), segments_per_pack, batch_size)

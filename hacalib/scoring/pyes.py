@@ -40,6 +40,7 @@ from .requests import (
     group_by_video,
     model_device,
     naive_logits,
+    packed_forwards,
     pad_sequences,
 )
 
@@ -180,6 +181,18 @@ def p_yes(
     ):
         out[idx] = scores
     return out
+
+
+def pyes_forwards(requests: Sequence[ScoreRequest], *, batch_size: int = 8, method: str = "packed",
+                  segments_per_pack: int = 32, **_: Any) -> list[list[int]]:
+    """Request indices per forward of `iter_pyes` with these settings (its batching, without running a model)."""
+    check_method(method, batch_size, segments_per_pack, PYES_METHODS)
+    groups = group_by_video(requests)
+    if method == "cascade":
+        return [list(g) for g in groups]
+    if method == "naive":
+        return packed_forwards(groups, batch_size, 1)
+    return packed_forwards(groups, segments_per_pack, batch_size)
 
 
 def summarize(scores: Sequence[float], tol: float = 1e-3) -> dict:

@@ -94,6 +94,14 @@ def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[i : i + size]
 
 
+def packed_forwards(groups: Sequence[Sequence[int]], per_unit: int, units_per_forward: int) -> list[list[int]]:
+    """Request indices per forward of the packed scorers: each video's requests cut into units of `per_unit`, then
+    `units_per_forward` consecutive units a forward (what `iter_pyes` and `caption_loglik` do; `.shards` cuts
+    processes' shares at these forwards so each forms the batches a one-process run forms)."""
+    units = [list(c) for g in groups for c in chunks(list(g), per_unit)]
+    return [[i for unit in step for i in unit] for step in chunks(units, units_per_forward)]
+
+
 def naive_logits(model, ids, att, pv, device) -> torch.Tensor:
     """Full forward of a padded batch; positions from the mask so left padding changes nothing."""
     position_ids = (att.cumsum(dim=1) - 1).clamp(min=0)

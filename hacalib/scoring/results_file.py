@@ -49,6 +49,25 @@ def _read_done(path: Path, requests: Sequence[ScoreRequest]) -> dict[int, float]
     return done
 
 
+def read_scores(path: str | Path, requests: Sequence[ScoreRequest]) -> dict[int, float]:
+    """The scores a results file of `score_to_file` holds for `requests` (request index -> score; a torn last line
+    dropped), every row checked against the requests (a mismatch is a DataError naming the file and row)."""
+    return _read_done(Path(path), requests)
+
+
+def write_scores(path: str | Path, requests: Sequence[ScoreRequest], scores: Sequence[float]) -> Path:
+    """All scores of `requests` as one results file in `score_to_file`'s layout, written atomically (for scorers
+    that do not yield per video, e.g. log-likelihood)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(RESULT_COLUMNS)
+            for i, (r, s) in enumerate(zip(requests, scores)):
+                w.writerow([i, r.key(), r.caption, f"{s:.9g}"])
+    return path
+
+
 def score_to_file(
     model: torch.nn.Module,
     processor: Any,

@@ -4,18 +4,26 @@
     python -m hacalib.training.cli --config run.json [--data-root DIR] [--base-model PATH] [overrides]
 
 run.json: {"data_root": ..., "base_model": ..., "out_dir": ..., "train": {TrainConfig fields},
-"model": {ModelConfig fields}, "duplicates": "error" | "drop" | "keep", "missing_videos": "error" | "skip"}.
+"model": {ModelConfig fields}, "duplicates": "error" | "drop" | "keep", "missing_videos": "error" | "skip",
+"global_batch": false | true}. With `global_batch` (or --global-batch) the train config's batch_size x grad_accum is
+the whole optimizer step, shared among the processes (`hacalib.training.finetune.split_step`); by default batch_size
+is per process.
 
-May import: `hacalib.config`, `hacalib.io`, `.finetune`, `.masking`.
+Under a launcher, the process ends when its launcher does (`hacalib.orphans`): an orphan must not go on writing
+checkpoints beside a rerun.
+
+May import: `hacalib.config`, `hacalib.io`, `hacalib.orphans`, `.finetune`, `.masking`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 
 from ..config import OBJECTIVES, ModelConfig, TrainConfig
 from ..io import read_json
+from ..orphans import exit_with_parent
 from .finetune import finetune
 from .masking import tagger_for
 
@@ -33,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="rows of the VideoCon CSV repeated exactly (default: the run file's, else error)")
     parser.add_argument("--missing-videos", choices=["error", "skip"],
                         help="training rows whose video is absent (default: the run file's, else error)")
+    parser.add_argument("--global-batch", action="store_true",
+                        help="batch_size x grad_accum is the whole step, shared among the processes (default: the "
+                             "run file's, else batch_size is per process)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if "LOCAL_RANK" in os.environ:  # started by accelerate launch / torchrun
+        exit_with_parent()
     run = read_json(args.config) if args.config else {}
     cfg = TrainConfig(**run.get("train", {}))
     overrides = {"objective": args.objective, "max_steps": args.max_steps, "seed": args.seed}
@@ -47,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     out = finetune(base_model, data_root, cfg, ModelConfig(**run.get("model", {})), out_dir,
                    tagger=tagger_for(data_root), progress=not args.no_progress,
                    duplicates=args.duplicates or run.get("duplicates", "error"),
-                   missing_videos=args.missing_videos or run.get("missing_videos", "error"))
+                   missing_videos=args.missing_videos or run.get("missing_videos", "error"),
+                   global_batch=args.global_batch or bool(run.get("global_batch", False)))
     print(out)
     return 0
 

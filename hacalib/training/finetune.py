@@ -121,6 +121,34 @@ def is_finished(out_dir: str | Path, key: str) -> bool:
     return _is_finished(out_dir, MARKER, key)
 
 
+def split_step(batch_size: int, grad_accum: int, processes: int) -> tuple[int, int]:
+    """(batch_size, grad_accum) per process that make one optimizer step of `processes` processes take the same
+    batch_size x grad_accum examples as one process: the accumulation divided first (each micro-batch keeps its
+    size, so its memory), else the micro-batch, else the largest micro-batch up to `batch_size` that fits. The
+    sampler's global micro-batches (`SeededBatchSampler`) then give each step the very examples of a one-process
+    step."""
+    total = batch_size * grad_accum
+    if total % processes:
+        raise ValueError(f"a step of {batch_size} x {grad_accum} (batch_size x grad_accum) examples cannot be shared "
+                         f"equally by {processes} processes; use a process count that divides {total}")
+    each = total // processes
+    if grad_accum % processes == 0:
+        return batch_size, grad_accum // processes
+    if batch_size % processes == 0:
+        return batch_size // processes, grad_accum
+    b = max(d for d in range(1, min(batch_size, each) + 1) if each % d == 0)
+    return b, each // b
+
+
+def _processes() -> int:
+    """How many processes run this training (1 outside `accelerate launch` / torchrun)."""
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True without CUDA, as the loop's Accelerator: the state is shared, and must see torchrun's world
+    return PartialState(cpu=not torch.cuda.is_available()).num_processes
+
+
 def finetune(
     base_model: str | Path,
     data_root: str | Path | DataRoot,
@@ -132,6 +160,7 @@ def finetune(
     progress: bool = True,
     duplicates: str = "error",
     missing_videos: str = "error",
+    global_batch: bool = False,
 ) -> Path:
     """Train a LoRA adapter for `cfg.objective` and return `out_dir` (adapter + finetune.json + metrics.jsonl).
 
@@ -148,6 +177,9 @@ def finetune(
             into finetune.json) or 'keep' (`load_videocon`'s policies).
         missing_videos: training rows whose video file is absent: 'error' (default) or 'skip' (the count goes into
             finetune.json).
+        global_batch: under several processes, `cfg.batch_size` x `cfg.grad_accum` is the whole step, shared among
+            them (`split_step`: the same examples per step as one process, and the same cache key); default False:
+            `cfg.batch_size` is per process, as the loop reads it. finetune.json records the process count (> 1).
     """
     root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
     out = Path(out_dir)
@@ -186,8 +218,13 @@ def finetune(
         source=root.videocon_csv, max_segments=cfg.max_segments, max_cached_videos=pixel_cache,
         need_pixels=need_pixels, video_keys=cfg.packed and cfg.cache_vision_features)
 
-    result = train(model, dataset, replace(cfg, output_dir=str(run_dir_for(out))), collate_fn=collate,
-                   progress=progress, vision_cache=vision_cache)
+    processes = _processes() if global_batch else 1  # the one-process path makes no accelerate state before `train`
+    per_process = {}
+    if global_batch and processes > 1:
+        b, a = split_step(cfg.batch_size, cfg.grad_accum, processes)
+        per_process = {"batch_size": b, "grad_accum": a}
+    run_cfg = replace(cfg, output_dir=str(run_dir_for(out)), **per_process)
+    result = train(model, dataset, run_cfg, collate_fn=collate, progress=progress, vision_cache=vision_cache)
 
     def summary(history: list[dict]) -> dict:
         return {
@@ -208,6 +245,10 @@ def finetune(
             "train_seconds": result.wall_seconds,
             "samples_per_second": result.samples_per_second,
             "steps_per_second": (cfg.max_steps - result.start_step) / max(result.wall_seconds, 1e-9),
+            # several processes train the same examples per step, not the same floats (gradients reduced across
+            # processes, per-process dropout streams): recorded, so a table can say how its runs were trained
+            **({"processes": processes, "per_process": {"batch_size": run_cfg.batch_size,
+                                                        "grad_accum": run_cfg.grad_accum}} if processes > 1 else {}),
         }
 
     def adapter_files(tmp: Path) -> None:

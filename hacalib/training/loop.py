@@ -130,7 +130,8 @@ def train(
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.max_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     run_key = resume_key(cfg)
-    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    # names as the checkpoint holds them: without the "module." a DDP wrapper adds (resuming 2 processes failed on it)
+    trainable = {n for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad}
     # Checkpoints hold only the trained weights (the LoRA adapter, not the 7B base).
     hook = accelerator.register_save_state_pre_hook(lambda models, weights, _: keep_trainable(models, weights))
 
