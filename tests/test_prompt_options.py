@@ -36,6 +36,14 @@ def test_default_prompt_keeps_the_key_results_were_cached_under(tmp_path):
     assert exp.eval_file("velociti", tmp_path).name == f"velociti-{old.hexdigest()[:10]}.csv"
 
 
+def test_a_launched_process_scores_with_the_same_prompt_into_the_same_file(tmp_path):
+    # `--num-processes N` rebuilds the experiment in each process from `launch_fields`: the question must travel
+    exp = _paper(tmp_path, "velociti_v1")
+    again = Experiment(**{**exp.launch_fields(), "seeds": tuple(exp.seeds), "base_seeds": tuple(exp.base_seeds)})
+    assert again.prompt == "velociti_v1"
+    assert again.eval_file("velociti", tmp_path) == exp.eval_file("velociti", tmp_path)
+
+
 def test_prompt_choice_is_checked(tmp_path):
     with pytest.raises(ValueError, match="unknown entailment prompt"):
         _paper(tmp_path, "bogus")
