@@ -27,3 +27,15 @@ def _few_threads():
         torch.set_num_threads(2)
     except ImportError:
         pass
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (`pytestmark = pytest.mark.usefixtures("one_thread")`): their bitwise
+    comparisons and kill-and-resume timings are made at a fixed thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

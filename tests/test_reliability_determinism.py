@@ -17,12 +17,7 @@ from hacalib.report.tables import summarize_runs, velociti_per_item
 PACKAGE = Path(__file__).resolve().parents[1] / "hacalib"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Interrupt(BaseException):

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hacalib.cli import main as haca
 from hacalib.config import ModelConfig, TrainConfig
@@ -30,18 +29,10 @@ from hacalib.training.finetune import MARKER, finetune
 from hacalib.training.masking import WordClassTagger
 from hacalib.training.pretrain import toy_vocabulary
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 CFG = TrainConfig(max_steps=10, batch_size=4, warmup_steps=1, lr=2e-3, log_every=1, checkpoint_every=1000)
 MODEL_CFG = ModelConfig(preset="toy", dtype="float32", lora_r=4, lora_alpha=8, lora_dropout=0.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

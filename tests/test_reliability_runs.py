@@ -28,7 +28,7 @@ from hacalib.training.loop import TrainingDiverged
 from hacalib.training.masking import WordClassTagger
 from hacalib.training.pretrain import toy_vocabulary
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, EVERY = 20, 5
@@ -37,12 +37,6 @@ TRAIN = {"max_steps": STEPS, "batch_size": 4, "warmup_steps": 2, "lr": 2e-3, "lo
 MODEL = {"preset": "toy", "dtype": "float32", "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

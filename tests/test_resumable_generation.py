@@ -38,12 +38,7 @@ PER_VIDEO = [2, 1, 5, 3, 2, 4, 1, 2]  # questions per video: video 2 needs two c
 GEN = {"max_new_tokens": 4, "batch_size": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -123,6 +123,23 @@ def _incomplete(path: Path, have: int, want: int, shard: Shard, rank: int) -> Da
                      "process finished (a process failed?); run the evaluation again to complete it")
 
 
+def _merged_scores(requests: Sequence[ScoreRequest], shares: list[list[int]], file: str | Path,
+                   shard: Shard) -> np.ndarray:
+    """Every share's numbers read back (each checked against its requests) into request order; a share that is
+    missing or short is an error naming its file."""
+    out = np.full(len(requests), np.nan, dtype=np.float32)
+    for r, idx in enumerate(shares):
+        if not idx:
+            continue
+        path = shard.path(file, r)
+        done = read_scores(path, _subset(requests, idx)) if path.is_file() else {}
+        if len(done) != len(idx):
+            raise _incomplete(path, len(done), len(idx), shard, r)
+        for local, value in done.items():
+            out[idx[local]] = value
+    return out
+
+
 def sharded_scores(model: Any, processor: Any, requests: Sequence[ScoreRequest], resume_file: str | Path,
                    shard: Shard, **score_kw: Any) -> np.ndarray:
     """P(yes) of every request (as `score_to_file`), this process scoring its share (`split_forwards` of the
@@ -132,17 +149,7 @@ def sharded_scores(model: Any, processor: Any, requests: Sequence[ScoreRequest],
     if mine:
         score_to_file(model, processor, _subset(requests, mine), shard.path(resume_file), **score_kw)
     shard.wait()
-    out = np.full(len(requests), np.nan, dtype=np.float32)
-    for r, idx in enumerate(shares):
-        if not idx:
-            continue
-        path = shard.path(resume_file, r)
-        done = read_scores(path, _subset(requests, idx)) if path.is_file() else {}
-        if len(done) != len(idx):
-            raise _incomplete(path, len(done), len(idx), shard, r)
-        for local, score in done.items():
-            out[idx[local]] = score
-    return out
+    return _merged_scores(requests, shares, resume_file, shard)
 
 
 def sharded_loglik(model: Any, processor: Any, requests: Sequence[ScoreRequest], out_file: str | Path, shard: Shard,
@@ -155,17 +162,7 @@ def sharded_loglik(model: Any, processor: Any, requests: Sequence[ScoreRequest],
     if mine and not (path.is_file() and len(read_scores(path, sub)) == len(sub)):
         write_scores(path, sub, caption_loglik(model, processor, sub, **kw))
     shard.wait()
-    out = np.full(len(requests), np.nan, dtype=np.float32)
-    for r, idx in enumerate(shares):
-        if not idx:
-            continue
-        path = shard.path(out_file, r)
-        done = read_scores(path, _subset(requests, idx)) if path.is_file() else {}
-        if len(done) != len(idx):
-            raise _incomplete(path, len(done), len(idx), shard, r)
-        for local, value in done.items():
-            out[idx[local]] = value
-    return out
+    return _merged_scores(requests, shares, out_file, shard)
 
 
 def sharded_texts(model: Any, processor: Any, requests: Sequence[ScoreRequest], prompts: Sequence[str],
