@@ -20,10 +20,10 @@ memory of each phase (GB; null on the CPU).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
-import statistics
-import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -80,17 +80,15 @@ def make_requests(n_videos: int, captions: int, frames: int, size: int, seed: in
     return reqs
 
 
-def timed(fn, repeats: int, sync) -> tuple[float, object]:
-    """Median seconds over `repeats` runs after one warm-up run, and the last result."""
-    out = fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        out = fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def _scoring_bench():
+    """bench/scoring.py (benches are scripts, not a package: loaded by path) for its `timed`."""
+    spec = importlib.util.spec_from_file_location("bench_scoring", Path(__file__).with_name("scoring.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+timed = _scoring_bench().timed  # median seconds over repeats after one warm-up, and the last result
 
 
 def peak_gb(cuda: bool) -> float | None:
