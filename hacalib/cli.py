@@ -4,7 +4,7 @@ Every argument is checked before any work. A user's mistake (bad input data, an 
 folder that cannot be written, a full disk) ends in one line on stderr naming what to change, exit status 2;
 `--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
 
-May import: `hacalib.errors`, `hacalib.io`, `hacalib.report`, `hacalib.reproduce`, `hacalib.plan`, `hacalib.experiment`,
+May import: `hacalib.errors`, `hacalib.io`, `hacalib.presets`, `hacalib.report`, `hacalib.reproduce`, `hacalib.plan`, `hacalib.experiment`,
 `hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`, `hacalib.rehearsal`,
 `hacalib.data.fetch`.
 """
@@ -15,6 +15,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from .presets import PRESET_FAMILIES, PRESETS
+
+
+def _families(text: str) -> list[str]:
+    """'video_llava,videochat2' -> the list (checked against the preset when the command runs)."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give comma-separated model families, e.g. video_llava,videochat2")
+    return names
 
 
 def _seeds(text: str) -> list[int]:
@@ -48,7 +58,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     cfg = ReproduceConfig(project_root=Path(args.project_root).resolve(), preset=args.preset,
                           data_root=args.data_root, seeds=args.seeds, base_seeds=args.base_seeds,
                           retrain_base=args.retrain_base, smoke=args.smoke, only=args.only or (),
-                          num_processes=args.num_processes, accelerate_config=args.accelerate_config)
+                          num_processes=args.num_processes, accelerate_config=args.accelerate_config,
+                          families=args.families, model_path=args.model_path)
     if args.plan:  # what would run, what is cached, how long: nothing is built
         from .plan import make_plan, render
 
@@ -63,19 +74,21 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from .errors import UsageError
     from .experiment import Experiment
     from .io import read_json
+    from .presets import family_slug
     from .report.provenance import provenance
     from .training.bases import ship_base
 
     if args.ship and args.smoke:
         raise UsageError("--ship writes the shipped (full-size) base models: drop --smoke or --ship")
     exp = Experiment(preset="toy", cache_dir=args.cache_dir, smoke=args.smoke, base_seeds=tuple(args.base_seeds),
-                     retrain_base=True, progress=not args.quiet)
+                     retrain_base=True, progress=not args.quiet, family=args.family)
     for seed in exp.base_seeds:
         path = Path(exp.base_model(seed))
         if args.ship:
             info = read_json(path / "pretrain.json")
             where = ship_base(path, seed, provenance({"pretrain": info["config"], "world_seed": exp.world_seed,
-                                                      "smoke": exp.smoke}, notebook="haca pretrain"))
+                                                      "smoke": exp.smoke}, notebook="haca pretrain"),
+                              family=family_slug(exp.family))
             print(f"base model {seed}: {path} -> shipped as {where}")
         else:
             print(f"base model {seed}: {path}")
@@ -134,7 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", parents=[common], help="run the notebooks through papermill (all tables and figures)")
     r.add_argument("--smoke", action="store_true", help="tiny data and steps; writes under runs/smoke/")
     r.add_argument("--only", action="append", help="run only this notebook (name or prefix, e.g. 03); repeatable")
-    r.add_argument("--preset", default="toy", choices=["toy", "videollava-7b"], help="model + data preset")
+    r.add_argument("--preset", default="toy", choices=list(PRESETS), help="model + data preset")
+    r.add_argument("--families", default=None, type=_families,
+                   help="comma-separated model families in every table (default: the preset's; toy: "
+                        "video_llava,videochat2)")
+    r.add_argument("--model-path", default="",
+                   help="a paper preset's model folder instead of its hub model (videochat2-7b: required, the folder "
+                        "`haca convert-videochat2` wrote)")
     r.add_argument("--data-root", default="", help="folder with the real benchmark files (paper preset)")
     r.add_argument("--seeds", default=None, type=_seeds,
                    help="comma-separated fine-tuning seeds on every base model (default: the preset's, toy 0,1); the "
@@ -156,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("pretrain", parents=[common], help="rebuild the toy base models from the toy world")
     b.add_argument("--base-seeds", default=[0, 1, 2], type=_seeds, help="pretraining seeds (default 0,1,2)")
+    b.add_argument("--family", default="video_llava", choices=list(PRESET_FAMILIES["toy"]),
+                   help="which toy model (default video_llava)")
     b.add_argument("--cache-dir", default="cache", help="where the world and the retrained models go (default cache/)")
     b.add_argument("--smoke", action="store_true", help="the smoke world and recipe (seconds; for tests)")
     b.add_argument("--ship", action="store_true",

@@ -7,7 +7,8 @@ a field may declare its `choices` or a `range`, and a bad value fails when the d
 Fields marked `neutral` change how a run is logged or cached, never what it learns: they stay out of cache keys and
 may change between an interrupted run and its resumption.
 
-The facts the stages share live here once: the fine-tuning `OBJECTIVES` and the paper's `DEFAULT_MASK_RATIO`.
+The facts the stages share live here once: the fine-tuning `OBJECTIVES`, the paper's `DEFAULT_MASK_RATIO` and the
+model families' names in tables (`FAMILY_LABELS`).
 
 May import: nothing of hacalib (a leaf).
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 OBJECTIVES = ("entail", "haca", "haca_mask")  # the fine-tuning objectives (DESIGN.md section 4)
 DEFAULT_MASK_RATIO = 0.45  # the paper's share of content words masked by the masking task
+FAMILY_LABELS = {"video_llava": "Video-LLaVA", "videochat2": "VideoChat2"}  # model families as tables name them
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -157,5 +159,9 @@ class PretrainConfig(_Validated):
     text_hidden: int = _f(128, "Llama width")
     text_layers: int = _f(2, "Llama depth")
     num_frames: int = _f(8, "frames sampled per video")
+    family: str = _f("video_llava", "the toy model's family: 'video_llava' (CLIP tower + Llama) or 'videochat2' (UMT "
+                     "encoder + Q-Former + Mistral)", choices=("video_llava", "videochat2"))
+    num_query_tokens: int = _f(32, "videochat2: Q-Former queries, so video tokens per video", range=(1, None))
+    qformer_layers: int = _f(2, "videochat2: Q-Former depth (cross-attention every 2nd layer)", range=(1, None))
     log_every: int = _f(20, "write a metrics record every N steps", range=(1, None))
     checkpoint_every: int = _f(500, "checkpoint every N steps (an interrupted pretraining resumes)", range=(1, None))

@@ -2,6 +2,7 @@
 
     exp = Experiment(preset="toy", cache_dir="cache")             # the preset's base and fine-tuning seeds
     items = exp.per_item("velociti", "haca", seed=0, base=1)      # trains haca/seed 0 on base model 1 if needed
+    chat2 = Experiment(preset="toy", family="videochat2")         # the same on the toy VideoChat2
 
 Every notebook builds the same `Experiment` from its parameters, so `haca reproduce` trains each run once and
 scores each (run, benchmark) once, whichever notebook asks first. A run is (row, base, seed): rows `pretrained`
@@ -38,7 +39,7 @@ from . import prompts
 from .config import DEFAULT_MASK_RATIO, OBJECTIVES
 from .data.layout import DataRoot
 from .io import atomic_path
-from .presets import Preset
+from .presets import PRESET_FAMILIES, Preset, family_slug
 from .presets import preset as get_preset
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
@@ -79,7 +80,7 @@ def data_root_for(preset: str, data_root: str | Path, cache_dir: str | Path, *, 
 
 @dataclass
 class Experiment:
-    preset: str = "toy"  # 'toy' or 'videollava-7b'
+    preset: str = "toy"  # 'toy', 'videollava-7b' or 'videochat2-7b' (`hacalib.presets.PRESETS`)
     data_root: str = ""  # the paper preset's data; empty for the toy world
     cache_dir: str = "cache"  # toy world, base models, runs and per-item results
     seeds: tuple | None = None  # fine-tuning seeds on every base model (None: the preset's)
@@ -91,6 +92,8 @@ class Experiment:
     prompt: str = prompts.DEFAULT_ENTAIL_PROMPT  # entailment question at evaluation (`prompts.ENTAIL_PROMPTS`)
     num_processes: int = 1  # > 1: training and evaluation run in this many processes under `accelerate launch`
     accelerate_config: str = ""  # an accelerate config file for those launches (FSDP, DeepSpeed, GPU subset)
+    family: str = ""  # the model family ('video_llava', 'videochat2'); empty: the preset's first
+    model_path: str = ""  # paper preset: the model's folder or hub id instead of the preset's (VideoChat2: required)
     _models: dict = field(default_factory=dict, repr=False)
     _root: DataRoot | None = field(default=None, repr=False)
     _shard: Any = field(default=None, repr=False)  # this process's share when it is one of the launched ones
@@ -98,6 +101,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         cfg = self.config
+        self.family = cfg.family
         self.seeds = tuple(cfg.seeds if self.seeds is None else self.seeds)
         self.base_seeds = tuple(cfg.base_seeds if self.base_seeds is None else self.base_seeds)
         for name, values in (("seeds", self.seeds), ("base_seeds", self.base_seeds)):
@@ -112,13 +116,18 @@ class Experiment:
         from .launch import check_launch_settings
 
         check_launch_settings(self.num_processes, self.accelerate_config)
+        if cfg.pretrain is not None and self.model_path:
+            raise ValueError(f"model_path is for a paper preset; preset {self.preset!r} builds its own base models")
+        if cfg.pretrain is None and not (self.model_path or cfg.base_model):
+            raise ValueError(f"preset {self.preset!r} needs model_path: the folder `haca convert-videochat2` wrote "
+                             "from the original checkpoints (docs/videochat2.md)")
         if cfg.pretrain is None and self.base_seeds != (0,):
             raise ValueError(f"preset {self.preset!r} has one base model (the hub model): base_seeds must be [0], "
                              f"got {list(self.base_seeds)}")
 
     @property
     def config(self) -> Preset:
-        return get_preset(self.preset, smoke=self.smoke)
+        return get_preset(self.preset, smoke=self.smoke, family=self.family or None)
 
     @property
     def root(self) -> DataRoot:
@@ -137,7 +146,9 @@ class Experiment:
 
     @property
     def tag(self) -> str:
-        return f"{self.preset}-{'smoke' if self.smoke else 'full'}-world{self.world_seed}"
+        # a preset's first family keeps the folder names it had before there were two
+        other = "" if self.family == PRESET_FAMILIES[self.preset][0] else f"-{family_slug(self.family)}"
+        return f"{self.preset}-{'smoke' if self.smoke else 'full'}-world{self.world_seed}{other}"
 
     def _base(self, base: int | None) -> int:
         """The base seed a call means: the first of `base_seeds` when not given."""
@@ -158,7 +169,7 @@ class Experiment:
         """Where base model `base` is or will be (toy), or the hub model (paper preset); nothing is made."""
         cfg = self.config
         if cfg.pretrain is None:
-            return cfg.base_model
+            return self.model_path or cfg.base_model
         return Path(self.cache_dir) / "models" / f"toy-base-{self.base_tag(self._base(base))}"
 
     def base_model(self, base: int | None = None) -> str | Path:
@@ -166,7 +177,7 @@ class Experiment:
         the paper preset."""
         cfg = self.config
         if cfg.pretrain is None:
-            return cfg.base_model
+            return self.model_path or cfg.base_model
         from .training.bases import install_shipped_base
         from .training.pretrain import cache_key, is_pretrained, pretrain_toy_model
 
@@ -175,7 +186,7 @@ class Experiment:
         out = Path(self.base_path(base))
         key = cache_key(pretrain, self.root.path)
         if not self.retrain_base and not is_pretrained(out, key):
-            install_shipped_base(base, key, out)  # False (and pretraining below) when no shipped base fits
+            install_shipped_base(base, key, out, family=family_slug(self.family))  # False (and pretraining below) when no shipped base fits
         return pretrain_toy_model(self.root.path, out, pretrain, progress=self.progress)
 
     def run_name(self, objective: str, seed: int, mask_ratio: float | None = None) -> str:
@@ -313,7 +324,8 @@ class Experiment:
         return {"preset": self.preset, "data_root": self.data_root, "cache_dir": str(self.cache_dir),
                 "seeds": list(self.seeds), "smoke": self.smoke, "world_seed": self.world_seed, "progress": False,
                 "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base,
-                "prompt": self.prompt}  # the entailment question: it changes the scores and the result's key
+                "prompt": self.prompt,  # the entailment question: it changes the scores and the result's key
+                "family": self.family, "model_path": self.model_path}
 
     def as_shard(self, shard, device) -> "Experiment":
         """This experiment as one of several launched processes: `shard` (`hacalib.scoring.shards.Shard`) says
@@ -373,7 +385,7 @@ class Experiment:
         cfg = self.config
         spec = MODELS.get(str(cfg.base_model)) if cfg.pretrain is None else None
         hub = {"hub_model": {"id": spec.name_or_path, "revision": spec.revision}} if spec else {}
-        return {"preset": self.preset, "smoke": self.smoke, "seeds": list(self.seeds), **hub,
+        return {"preset": self.preset, "family": self.family, "smoke": self.smoke, "seeds": list(self.seeds), **hub,
                 "entail_prompt": prompts.entail_option(self.prompt).key,
                 "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base, "world_seed": self.world_seed,
                 "data_root": str(self.root.path), "model": cfg.model, "finetune": cfg.finetune,
@@ -381,19 +393,6 @@ class Experiment:
                 "limits": {"velociti_per_test": cfg.velociti_per_test, "videocon_heldout": cfg.videocon_heldout,
                            "qa_questions": cfg.qa_questions},
                 **({"num_processes": self.num_processes} if self.num_processes > 1 else {})}
-
-
-def retrieval_matrices(frame: pd.DataFrame) -> dict[str, tuple]:
-    """benchmark -> (scores, match, queries, videos) from `per_item('ssv2', ...)`'s long frame."""
-    out = {}
-    for name, df in frame.groupby("benchmark", sort=False):
-        scores = df.pivot(index="query", columns="video", values="p_yes")
-        match = df.pivot(index="query", columns="video", values="match")
-        queries = list(dict.fromkeys(df["query"]))
-        videos = sorted(dict.fromkeys(df["video"]))
-        out[name] = (scores.loc[queries, videos].to_numpy(), match.loc[queries, videos].to_numpy().astype(bool),
-                     queries, videos)
-    return out
 
 
 def _slug(text: str) -> str:

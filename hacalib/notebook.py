@@ -1,6 +1,7 @@
-"""What every notebook does first: quiet logging, an `Experiment` from the parameters cell, a provenance record.
+"""What every notebook does first: quiet logging, a `Study` (one `Experiment` per model family) from the parameters
+cell, a provenance record.
 
-May import: `hacalib.experiment`, `hacalib.prompts`, `hacalib.report`.
+May import: `hacalib.study`, `hacalib.experiment`, `hacalib.prompts`, `hacalib.report`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any, Sequence
 # tqdm.auto warns once, at import, that Jupyter widgets are missing; the text bar it falls back to is fine.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from .experiment import Experiment
 from .prompts import entail_option
 from .report.provenance import provenance
+from .study import Study
 
 
 def prompt_record(prompt: str) -> dict:
@@ -38,9 +39,10 @@ def quiet() -> None:
 def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int] | None, smoke: bool,
           world_seed: int = 0, base_seeds: Sequence[int] | None = None, retrain_base: bool = False,
           prompt: str = "haca", num_processes: int = 1, accelerate_config: str = "",
-          **extra: Any) -> tuple[Experiment, dict]:
-    """The notebook's experiment and the provenance record every artifact it writes carries. Seeds left as None
-    are the preset's; the record holds the ones used. `prompt`: the entailment question at evaluation
+          families: Sequence[str] | None = None, model_path: str = "", **extra: Any) -> tuple[Study, dict]:
+    """The notebook's study (one experiment per model family: `families`, None for all the preset's) and the
+    provenance record every artifact it writes carries. Seeds left as None are the preset's; the record holds the
+    ones used. `model_path`: a paper preset's model folder (VideoChat2: what `haca convert-videochat2` wrote). `prompt`: the entailment question at evaluation
     (`hacalib.prompts.ENTAIL_PROMPTS`), recorded with its version. `num_processes` > 1 runs each fine-tuning run
     and evaluation in that many processes under `accelerate launch` (with `accelerate_config`, if given); the
     record names them then (per-item results equal one process's; fine-tuning runs share each step's examples,
@@ -50,16 +52,19 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
     quiet()
     pd.set_option("display.max_colwidth", 120)
     pd.set_option("display.width", 200)
-    exp = Experiment(preset=preset, data_root=data_root, cache_dir=cache_dir,
+    study = Study.of(preset=preset, families=families, data_root=data_root, cache_dir=cache_dir,
                      seeds=None if seeds is None else tuple(seeds), smoke=smoke, world_seed=world_seed,
                      base_seeds=None if base_seeds is None else tuple(base_seeds), retrain_base=retrain_base,
-                     prompt=prompt, num_processes=num_processes, accelerate_config=accelerate_config)
+                     prompt=prompt, num_processes=num_processes, accelerate_config=accelerate_config,
+                     model_path=model_path)
     launch = {"num_processes": num_processes, **({"accelerate_config": accelerate_config} if accelerate_config else {})}
-    prov = provenance({"preset": preset, "smoke": smoke, "base_seeds": list(exp.base_seeds), "seeds": list(exp.seeds),
+    exp = study.first
+    prov = provenance({"preset": preset, "families": study.families, **({"model_path": model_path} if model_path else {}),
+                       "smoke": smoke, "base_seeds": list(exp.base_seeds), "seeds": list(exp.seeds),
                        "retrain_base": retrain_base, "world_seed": world_seed, "entail_prompt": prompt_record(prompt),
                        "data_root": data_root or "(toy world)", **(launch if num_processes > 1 else {}), **extra},
                       notebook=notebook)
-    return exp, prov
+    return study, prov
 
 
 def show(df, digits: int = 1) -> None:
@@ -72,11 +77,13 @@ def show(df, digits: int = 1) -> None:
     display(readable(df, digits))
 
 
-def attach_run_config(prov: dict, exp: Experiment) -> dict:
-    """Add the experiment's full configuration (model, training, limits, base model) to a provenance record."""
+def attach_run_config(prov: dict, study: Study) -> dict:
+    """Add each family's full configuration (model, training, limits, base models) to a provenance record."""
     from dataclasses import asdict, is_dataclass
 
     from .report.provenance import redact
 
-    desc = exp.describe()
-    return {**prov, "experiment": redact({k: asdict(v) if is_dataclass(v) else v for k, v in desc.items()})}
+    def plain(desc: dict) -> dict:
+        return redact({k: asdict(v) if is_dataclass(v) else v for k, v in desc.items()})
+
+    return {**prov, "experiments": {family: plain(exp.describe()) for family, exp in study.items()}}

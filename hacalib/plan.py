@@ -8,7 +8,7 @@ held-out VideoCon pairs and corrections of every run; 03 VELOCITI, 04 SSv2, 05 M
 mask-ratio runs (first seed on each base model) on VELOCITI; 07 the caption log-likelihood of the runs it analyses.
 Time estimates come from `hacalib.estimates` (measured throughputs, each with its device and source).
 
-May import: `hacalib.experiment`, `hacalib.estimates`, `hacalib.reproduce`, `hacalib.config`, `hacalib.data`,
+May import: `hacalib.experiment`, `hacalib.study`, `hacalib.presets`, `hacalib.estimates`, `hacalib.reproduce`, `hacalib.config`, `hacalib.data`,
 `hacalib.training`, `hacalib.toyworld`, `hacalib.errors`, `hacalib.io`.
 """
 
@@ -18,11 +18,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DEFAULT_MASK_RATIO, OBJECTIVES
+from .config import DEFAULT_MASK_RATIO, FAMILY_LABELS, OBJECTIVES
 from .data.layout import DataRoot
 from .errors import DataError
 from .experiment import BENCHMARKS, Experiment
+from .presets import family_slug
 from .reproduce import ReproduceConfig, notebook_parameters, validate
+from .study import resolve_families
 from .estimates import NOTES, Count, benchmark_counts, estimate_eval, estimate_train, speeds_for
 
 GENERATION = {"qa", "corrections"}
@@ -39,11 +41,13 @@ class Step:
     benchmark: str = ""
     status: str = ""  # 'cached', 'to run', 'partly done (resumes)', 'unknown: ...', ...
     seconds: float | None = None  # estimated time of what is left (None: not estimable)
+    family: str = "video_llava"  # the model family
 
     @property
     def model(self) -> str:
         ratio = "" if self.mask_ratio is None else f" mask {self.mask_ratio:.2f}"
-        return f"{self.row}{ratio} b{self.base}" + ("" if self.row == "pretrained" else f" s{self.seed}")
+        return (f"{family_slug(self.family)} {self.row}{ratio} b{self.base}"
+                + ("" if self.row == "pretrained" else f" s{self.seed}"))
 
 
 @dataclass
@@ -59,6 +63,7 @@ class Plan:
     speeds: list = field(default_factory=list)
     train_steps: tuple = (0, 0)  # optimizer steps of a fine-tuning run, videos per step
     processes: int = 1  # --num-processes: each run and evaluation under accelerate launch in this many processes
+    families: tuple = ("video_llava",)  # model families, each with all the steps
 
 
 def _runs_needed(exp: Experiment, notebook: str, base: int, seed: int) -> list[tuple]:
@@ -103,16 +108,16 @@ def _base_status(exp: Experiment, base: int, world_ready: bool) -> str:
         name = cfg.base_model if spec is None else spec.name_or_path
         name += f"@{spec.revision[:10]}" if spec and spec.revision else ""
         return f"hub model {name} (downloaded on first use into the Hugging Face cache)"
-    from dataclasses import asdict, replace
+    from dataclasses import replace
 
     from .training.bases import MARKER, shipped_dir
-    from .training.pretrain import cache_key, is_pretrained
+    from .training.pretrain import cache_key, is_pretrained, key_config
 
     recipe = replace(cfg.pretrain, seed=base)
-    shipped = shipped_dir(base) / MARKER
+    shipped = shipped_dir(base, family_slug(exp.family)) / MARKER
     record = json.loads(shipped.read_text()) if shipped.is_file() and not exp.retrain_base else {}
     if not world_ready:  # the key needs the world; a shipped base of the same recipe fits the default world
-        if record.get("config") == asdict(recipe) and not exp.smoke:
+        if record.get("config") == key_config(recipe) and not exp.smoke:
             return "shipped (copied once the toy world is built)"
         return "to pretrain (after the toy world is built)"
     key = cache_key(recipe, exp.root_path)
@@ -155,16 +160,25 @@ def _eval_status(exp: Experiment, benchmark: str, row: str, base: int, seed: int
 def make_plan(cfg: ReproduceConfig) -> Plan:
     """The plan of `haca reproduce` with these settings (validated as `reproduce` validates them)."""
     chosen = [p.stem for p in validate(cfg)]
-    params = notebook_parameters(cfg)
-    exp = Experiment(preset=cfg.preset, data_root=cfg.data_root, cache_dir=str(cfg.cache_dir), smoke=cfg.smoke,
-                     seeds=None if cfg.seeds is None else tuple(cfg.seeds), retrain_base=cfg.retrain_base,
-                     base_seeds=None if cfg.base_seeds is None else tuple(cfg.base_seeds))
-    counts, data_note, world_ready = benchmark_counts(exp)
+    families = resolve_families(cfg.preset, cfg.families)
+    exps = [Experiment(preset=cfg.preset, family=family, data_root=cfg.data_root, cache_dir=str(cfg.cache_dir),
+                       smoke=cfg.smoke, seeds=None if cfg.seeds is None else tuple(cfg.seeds),
+                       retrain_base=cfg.retrain_base, model_path=cfg.model_path,
+                       base_seeds=None if cfg.base_seeds is None else tuple(cfg.base_seeds)) for family in families]
+    counts, data_note, world_ready = benchmark_counts(exps[0])
+    ft = exps[0].config.finetune
+    plan = Plan(cfg.preset, cfg.smoke, str(exps[0].root_path), str(cfg.cache_dir), chosen, data_note, counts,
+                speeds=speeds_for(cfg.preset), train_steps=(ft.max_steps, ft.batch_size * ft.grad_accum),
+                processes=cfg.num_processes, families=families)
+    for exp in exps:
+        _plan_family(plan, exp, chosen, notebook_parameters(cfg), world_ready)
+    return plan
+
+
+def _plan_family(plan: Plan, exp: Experiment, chosen: list[str], params: dict, world_ready: bool) -> None:
+    """Append one model family's steps to `plan`: its base models, fine-tuning runs and evaluations."""
     data_ok = world_ready and DataRoot(exp.root_path).videocon_csv.is_file()  # `exp.root` would build a world
-    speeds = speeds_for(cfg.preset)
-    ft = exp.config.finetune
-    plan = Plan(cfg.preset, cfg.smoke, str(exp.root_path), str(cfg.cache_dir), chosen, data_note, counts,
-                speeds=speeds, train_steps=(ft.max_steps, ft.batch_size * ft.grad_accum), processes=cfg.num_processes)
+    speeds, counts, family = plan.speeds, plan.counts, exp.family
     seen: set = set()
     base_status: dict[int, str] = {}
     run_status: dict[tuple, str] = {}
@@ -175,7 +189,8 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
                 seen.add(("base", base))
                 base_status[base] = _base_status(exp, base, world_ready)
                 plan.steps.append(Step(notebook, "base", "pretrained", base, 0, status=base_status[base],
-                                       seconds=estimate_train(speeds, exp, "pretrain", base_status[base])))
+                                       seconds=estimate_train(speeds, exp, "pretrain", base_status[base]),
+                                       family=family))
             owner = base_status[base]
             if row != "pretrained":
                 run = (row, base, seed, ratio)
@@ -183,7 +198,7 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
                     seen.add(run)
                     run_status[run] = _run_status(exp, row, base, seed, ratio, data_ok)
                     plan.steps.append(Step(notebook, "train", row, base, seed, ratio, status=run_status[run],
-                                           seconds=estimate_train(speeds, exp, row, run_status[run])))
+                                           seconds=estimate_train(speeds, exp, row, run_status[run]), family=family))
                 owner = run_status[run]
             for benchmark in benchmarks:
                 if (benchmark, row, base, seed, ratio) in seen:
@@ -191,8 +206,7 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
                 seen.add((benchmark, row, base, seed, ratio))
                 status = _eval_status(exp, benchmark, row, base, seed, ratio, owner)
                 plan.steps.append(Step(notebook, "eval", row, base, seed, ratio, benchmark, status,
-                                       estimate_eval(speeds, benchmark, counts.get(benchmark), status)))
-    return plan
+                                       estimate_eval(speeds, benchmark, counts.get(benchmark), status), family))
 
 
 def _duration(seconds: float | None, preset: str) -> str:
@@ -222,24 +236,26 @@ def render(plan: Plan) -> str:
     runs = [s for s in plan.steps if s.kind == "train"]
     evals = [s for s in plan.steps if s.kind == "eval"]
     out += ["", f"Base models ({len(bases)})"]
-    out += [f"  [{s.notebook[:2]}] base {s.base}: {s.status}" + _left(s, plan.preset) for s in bases]
+    out += [f"  [{s.notebook[:2]}] {FAMILY_LABELS.get(s.family, s.family)} base {s.base}: {s.status}"
+            + _left(s, plan.preset) for s in bases]
     done = sum(s.status == "cached" for s in runs)
     steps = f"{plan.train_steps[0]:,} x {plan.train_steps[1]}"
     out += ["", f"Fine-tuning runs ({len(runs)}; {done} cached; steps x videos per step: {steps})",
-            "  nb  objective   base  seed  mask  status                        estimate"]
+            "  nb  family       objective   base  seed  mask  status                        estimate"]
     for s in runs:
         mask = "-" if s.row != "haca_mask" else f"{(DEFAULT_MASK_RATIO if s.mask_ratio is None else s.mask_ratio):.2f}"
         left = "-" if s.status == "cached" else _duration(s.seconds, plan.preset)
-        out.append(f"  {s.notebook[:2]}  {s.row:10s}  {s.base:4d}  {s.seed:4d}  {mask:4s}  {s.status:28s}  {left}")
+        out.append(f"  {s.notebook[:2]}  {FAMILY_LABELS.get(s.family, s.family):11s}  {s.row:10s}  {s.base:4d}  "
+                   f"{s.seed:4d}  {mask:4s}  {s.status:28s}  {left}")
     models = list(dict.fromkeys(s.model for s in evals))
     names = [b for b in BENCHMARKS if any(s.benchmark == b for s in evals)]
     cell = {(s.model, s.benchmark): s for s in evals}
     short = {"cached": "cached", "to run": "run", "partly done (resumes)": "resume"}
     out += ["", f"Evaluations ({len(evals)} results, one per model and benchmark; "
             f"{sum(s.status == 'cached' for s in evals)} cached): cached / run / resume; '-' not asked for",
-            "  " + f"{'model':26s}" + "".join(f"{n.replace('videocon_', '')[:11]:>12s}" for n in names)]
+            "  " + f"{'model':36s}" + "".join(f"{n.replace('videocon_', '')[:11]:>12s}" for n in names)]
     for m in models:
-        out.append("  " + f"{m:26s}" + "".join(
+        out.append("  " + f"{m:36s}" + "".join(
             f"{(short.get(cell[(m, n)].status, '?') if (m, n) in cell else '-'):>12s}" for n in names))
     out += ["", f"Estimated time left ({unit})"]
     for n in names:
@@ -258,6 +274,10 @@ def render(plan: Plan) -> str:
     out += ["", "Speeds (measured; every estimate above is derived from these)"]
     out += [f"  {sp.describe()}" for sp in plan.speeds]
     out += [f"  Note: {n}" for n in NOTES["toy" if plan.preset == "toy" else "videollava-7b"]]
+    if "videochat2" in plan.families:
+        out.append("  Note: VideoChat2's times are estimated from the speeds above, measured on Video-LLaVA (no "
+                   "VideoChat2 speed is recorded yet); the toy VideoChat2 hands its language model 32 video tokens, "
+                   "not 136, so its estimates are on the high side.")
     return "\n".join(out)
 
 

@@ -35,8 +35,10 @@ class ReproduceConfig:
     """What `haca reproduce` runs. Paths are relative to the project root unless absolute."""
 
     project_root: Path = field(default_factory=lambda: Path.cwd())
-    preset: str = "toy"  # 'toy' or 'videollava-7b'
+    preset: str = "toy"  # 'toy', 'videollava-7b' or 'videochat2-7b'
+    families: Sequence[str] | None = None  # model families in every table; None: the preset's (toy: both)
     data_root: str = ""  # real data root for the paper preset; empty: the toy world under cache/
+    model_path: str = ""  # a paper preset's model folder (videochat2-7b: what `haca convert-videochat2` wrote)
     seeds: Sequence[int] | None = None  # fine-tuning seeds on every base model; None: the preset's
     base_seeds: Sequence[int] | None = None  # toy base models (pretraining seeds); None: the preset's
     retrain_base: bool = False  # toy: pretrain the base models instead of using the shipped ones
@@ -88,6 +90,19 @@ def validate(cfg: ReproduceConfig) -> list[Path]:
     from .presets import preset
 
     chosen_preset = preset(cfg.preset, smoke=cfg.smoke)
+    from .study import resolve_families
+
+    try:
+        resolve_families(cfg.preset, cfg.families)
+    except ValueError as exc:
+        raise UsageError(f"--families: {exc}") from None
+    if chosen_preset.pretrain is not None and cfg.model_path:
+        raise UsageError(f"--model-path is for a paper preset; preset {cfg.preset!r} builds its own base models")
+    if chosen_preset.pretrain is None and not (cfg.model_path or chosen_preset.base_model):
+        raise UsageError(f"preset {cfg.preset!r} needs --model-path: the folder `haca convert-videochat2` wrote from the "
+                         "original checkpoints (docs/videochat2.md)")
+    if cfg.model_path and not Path(cfg.model_path).exists() and Path(cfg.model_path).is_absolute():
+        raise UsageError(f"--model-path {cfg.model_path!r} does not exist")
     for flag, values in (("--seeds", cfg.seeds), ("--base-seeds", cfg.base_seeds)):
         if values is None:
             continue
@@ -103,8 +118,8 @@ def validate(cfg: ReproduceConfig) -> list[Path]:
     if chosen_preset.pretrain is None and cfg.retrain_base:
         raise UsageError(f"--retrain-base is for the toy preset; preset {cfg.preset!r} uses the hub model")
     if cfg.preset == "toy" and cfg.data_root:
-        raise UsageError(f"--data-root {cfg.data_root!r} is for the paper preset; the toy preset builds its own world "
-                         "under cache/ (drop --data-root, or add --preset videollava-7b)")
+        raise UsageError(f"--data-root {cfg.data_root!r} is for a paper preset; the toy preset builds its own world "
+                         "under cache/ (drop --data-root, or add --preset videollava-7b / videochat2-7b)")
     if cfg.preset != "toy":
         if not cfg.data_root:
             raise UsageError(f"preset {cfg.preset!r} needs --data-root: a folder laid out as in the README")
@@ -151,6 +166,8 @@ def notebook_parameters(cfg: ReproduceConfig) -> dict:
     base_seeds = None if cfg.base_seeds is None else list(cfg.base_seeds)
     return {
         "preset": cfg.preset,
+        "families": None if cfg.families is None else list(cfg.families),
+        "model_path": str(Path(cfg.model_path).resolve()) if cfg.model_path else "",
         "data_root": cfg.data_root,
         "seeds": seeds,
         "seed": (seeds or list(chosen.seeds))[0],

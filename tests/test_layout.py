@@ -105,7 +105,7 @@ LAYERS = [
     {"hacalib.toyworld"},
     {"hacalib.models"},
     {"hacalib.training", "hacalib.scoring", "hacalib.report"},
-    {"hacalib.presets", "hacalib.experiment", "hacalib.estimates", "hacalib.plan", "hacalib.notebook",
+    {"hacalib.presets", "hacalib.experiment", "hacalib.study", "hacalib.estimates", "hacalib.plan", "hacalib.notebook",
      "hacalib.reproduce", "hacalib.cli", "hacalib.rehearsal", "hacalib.launch", "hacalib.shard_cli"},
 ]
 

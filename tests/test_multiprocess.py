@@ -387,7 +387,7 @@ def test_reproduce_smoke_with_two_processes_writes_the_one_process_csvs_and_tabl
     from hacalib.reproduce import ReproduceConfig, reproduce
 
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
-    cfg = dict(project_root=tmp_path, smoke=True, only=["03"], seeds=[0], base_seeds=[0])
+    cfg = dict(project_root=tmp_path, smoke=True, only=["03"], seeds=[0], base_seeds=[0], families=["video_llava"])
     quiet = lambda *a, **k: None  # noqa: E731
     reproduce(ReproduceConfig(**cfg), log=quiet)
     run_root = tmp_path / "runs" / "smoke"
@@ -402,4 +402,4 @@ def test_reproduce_smoke_with_two_processes_writes_the_one_process_csvs_and_tabl
     assert {p: p.read_bytes() for p in results} == one
     assert {p.name: p.read_bytes() for p in (run_root / "figures").glob("*.csv")} == tables
     prov = json.loads(next((run_root / "figures").glob("03_table1_velociti.provenance.json")).read_text())
-    assert prov["config"]["num_processes"] == 2 and prov["experiment"]["num_processes"] == 2
+    assert prov["config"]["num_processes"] == 2 and prov["experiments"]["video_llava"]["num_processes"] == 2

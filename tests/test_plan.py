@@ -80,12 +80,13 @@ def test_the_toy_plan_on_an_empty_cache_lists_every_run_and_builds_nothing(tmp_p
     text = proc.stdout
     assert not (project / "cache").exists()  # no world rendered, no model made
     assert "preset toy" in text and "not built yet" in text
-    # 3 base models x 2 seeds x 3 objectives + 3 mask ratios on every base model (06)
-    assert "Fine-tuning runs (27; 0 cached; steps x videos per step: 200 x 8)" in text
-    assert text.count("shipped (copied once the toy world is built)") == 3
+    # per model family: 3 base models x 2 seeds x 3 objectives + 3 mask ratios on every base model (06)
+    assert "Fine-tuning runs (54; 0 cached; steps x videos per step: 200 x 8)" in text
+    assert text.count("shipped (copied once the toy world is built)") == 6  # 3 per family
+    assert text.count("Video-LLaVA base") == 3 and text.count("VideoChat2 base") == 3
     assert "1,400 pairs on 700 videos" in text and "2,430 pairs on 270 videos" in text
     assert "<= 1,200 questions on 300 videos" in text and "velociti         unknown on 300 videos" in text
-    assert "Evaluations (118 results" in text  # velociti for 30 models, 4 benchmarks x 21, loglik x 4
+    assert "Evaluations (236 results" in text  # per family: velociti for 30 models, 4 benchmarks x 21, loglik x 4
     assert "CPU minutes" in text and "bench/scoring.py --shape small" in text and "figures/02_runs.md" in text
 
 
@@ -93,8 +94,8 @@ def test_the_plan_follows_only_and_seeds(tmp_path):
     cfg = ReproduceConfig(project_root=_project(tmp_path), only=["05"], seeds=[3], base_seeds=[1])
     plan = make_plan(cfg)
     assert plan.notebooks == ["05_table2_qa"]
-    runs = [(s.row, s.base, s.seed) for s in plan.steps if s.kind == "train"]
-    assert runs == [("entail", 1, 3), ("haca", 1, 3), ("haca_mask", 1, 3)]
+    runs = [(s.family, s.row, s.base, s.seed) for s in plan.steps if s.kind == "train"]
+    assert runs == [(f, r, 1, 3) for f in ("video_llava", "videochat2") for r in ("entail", "haca", "haca_mask")]
     assert {s.benchmark for s in plan.steps if s.kind == "eval"} == {"qa"}
 
 
@@ -102,7 +103,8 @@ def test_the_plan_follows_only_and_seeds(tmp_path):
 def test_the_toy_plan_sees_what_is_cached(tmp_path, monkeypatch):
     """On the smoke preset: a finished run and a cached per-item result are 'cached', the rest is not."""
     project = _project(tmp_path)
-    cfg = ReproduceConfig(project_root=project, smoke=True, only=["03"], seeds=[0], base_seeds=[0])
+    cfg = ReproduceConfig(project_root=project, smoke=True, only=["03"], seeds=[0], base_seeds=[0],
+                          families=["video_llava"])
     exp = Experiment(preset="toy", cache_dir=str(cfg.cache_dir), smoke=True, seeds=(0,), base_seeds=(0,))
     before = make_plan(cfg)
     assert all(s.status != "cached" for s in before.steps)

@@ -198,11 +198,12 @@ def test_secrets_never_reach_a_notebook_provenance_record(tmp_path):
     from hacalib.notebook import attach_run_config, setup
     from hacalib.report.artifacts import save_figure, write_table
 
-    exp, prov = setup("05_table2_qa", preset="toy", data_root="", cache_dir=str(tmp_path / "cache"), seeds=[0],
-                      smoke=True, judge_url="http://localhost:1/v1", **SECRETS)
-    # the experiment record (no world is built: describe() needs one, so give it a stand-in)
-    exp.describe = lambda: {"preset": "toy", "api_key": "sk-in-the-run-config", "base_model": "toy"}
-    prov = attach_run_config(prov, exp)
+    study, prov = setup("05_table2_qa", preset="toy", data_root="", cache_dir=str(tmp_path / "cache"), seeds=[0],
+                        smoke=True, judge_url="http://localhost:1/v1", **SECRETS)
+    # the experiments' records (no world is built: describe() needs one, so give each a stand-in)
+    for family, exp in study.items():
+        exp.describe = lambda: {"preset": "toy", "api_key": "sk-in-the-run-config", "base_model": "toy"}
+    prov = attach_run_config(prov, study)
     paths = write_table(pd.DataFrame({"a": [1]}), "t", tmp_path / "fig", prov)
     fig, ax = plt.subplots()
     paths.update({f"fig_{k}": v for k, v in save_figure(fig, "f", tmp_path / "fig", prov).items()})
@@ -214,7 +215,8 @@ def test_secrets_never_reach_a_notebook_provenance_record(tmp_path):
     record = json.loads(paths["provenance"].read_text())
     assert record["config"]["judge_api_key"] == "<redacted>"
     assert record["config"]["judge_url"] == "http://localhost:1/v1"  # what is not secret stays readable
-    assert record["experiment"]["api_key"] == "<redacted>"
+    assert all(e["api_key"] == "<redacted>" for e in record["experiments"].values())
+    assert set(record["experiments"]) == {"video_llava", "videochat2"}
 
 
 def test_the_judge_key_never_appears_in_errors():

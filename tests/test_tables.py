@@ -121,3 +121,37 @@ def test_summarize_with_overall_puts_the_pooled_rows_under_the_group_value_all()
     assert out["misalignment"].tolist() == ["flip", "attribute", "all"] and "all" not in out.columns
     assert out["value"].tolist() == pytest.approx([0.5, 0.75, 0.625])
     assert list(pivot(out, "misalignment", "acc").columns) == ["model", "flip", "attribute", "all"]
+
+
+def test_runs_of_two_families_are_summarised_and_tested_each_on_its_own():
+    """Keys (family, row, base, seed): each family's lines equal its runs summarised alone; never pooled."""
+    good = velociti_per_item(_items([0.9, 0.9, 0.2, 0.9], [0.1, 0.5, 0.4, 0.3]))
+    poor = velociti_per_item(_items([0.1, 0.9, 0.2, 0.3], [0.5, 0.5, 0.4, 0.6]))
+    const = velociti_per_item(_items([0.5] * 4, [0.5] * 4))
+    alone = {"video_llava": {("entail", 0, 0): poor, ("haca", 0, 0): good, ("entail", 1, 0): poor,
+                             ("haca", 1, 0): good},
+             "videochat2": {("entail", 0, 0): good, ("haca", 0, 0): const, ("entail", 1, 0): good,
+                            ("haca", 1, 0): poor}}
+    per_item = {(f, *k): df for f, runs in alone.items() for k, df in runs.items()}
+    spreads = {k: np.r_[0.5, 0.5] if df is const else np.r_[0.1, 0.9] for k, df in per_item.items()}
+    report = collapse_report(spreads)
+    assert list(report.columns[:2]) == ["family", "row"]
+    collapsed = collapsed_runs(report)
+    assert collapsed == {("videochat2", "haca", 0, 0)}  # only the other family's run of the same key
+
+    both = summarize_runs(per_item, "test", ["classic_vle"], collapsed=collapsed)
+    assert list(both.columns[:2]) == ["family", "row"]
+    for family, runs in alone.items():
+        mine = {("videochat2", "haca", 0, 0)} if family == "videochat2" else set()
+        own = summarize_runs(runs, "test", ["classic_vle"], collapsed={k[1:] for k in mine})
+        pd.testing.assert_frame_equal(both[both["family"] == family].drop(columns="family").reset_index(drop=True),
+                                      own)
+    table = pivot(both, "test", "classic_vle")
+    assert list(table.columns[:2]) == ["family", "model"]
+    assert table["family"].tolist() == ["Video-LLaVA", "Video-LLaVA", "VideoChat2", "VideoChat2"]
+
+    claims = claim_check(per_item, "test", "classic_vle", [("HACA > entail", "haca", "entail", "agent_bind")],
+                         collapsed=collapsed)
+    assert claims["claim"].tolist() == ["Video-LLaVA: HACA > entail", "VideoChat2: HACA > entail"]
+    assert claims["difference"].iloc[0] > 0 > claims["difference"].iloc[1]  # opposite signs, kept apart
+    assert claims["runs"].tolist() == [2, 1]  # the collapsed run is left out of its own family only

@@ -10,16 +10,31 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import classic_vle
-from .tables import ROW_LABELS, ROWS, run_key
+from .tables import ROWS, row_label, run_key
+
+
+def _split(key: tuple) -> tuple[str | None, tuple]:
+    """(family, (row, base, seed)) of a run key with or without its family first."""
+    return (key[0], key[1:]) if len(key) == 4 else (None, key)
 
 
 def _order(keys) -> list:
-    return sorted(keys, key=lambda k: (ROWS.index(k[0]) if k[0] in ROWS else len(ROWS), *run_key(k)[1:]))
+    """Run keys in table order: family (as first seen), row (`ROWS`), base, seed."""
+    keys = list(keys)
+    families = list(dict.fromkeys(_split(k)[0] for k in keys))
+
+    def position(key):
+        family, rest = _split(key)
+        row, base, seed = run_key(rest)
+        return families.index(family), ROWS.index(row) if row in ROWS else len(ROWS), base, seed
+
+    return sorted(keys, key=position)
 
 
 def _label(key) -> str:
-    row, base, seed = run_key(key)
-    name = ROW_LABELS.get(row, row)  # the tables' row names, so a reader meets one name per model
+    family, rest = _split(key)
+    row, base, seed = run_key(rest)
+    name = row_label(row, family)  # the tables' row names, so a reader meets one name per model
     return f"{name} (base {base})" if row == "pretrained" else f"{name} (base {base}, seed {seed})"
 
 

@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .tables import ROW_LABELS, ROWS
+from .tables import FAMILY_LABELS, ROW_LABELS, ROWS, row_label
 
 PAPER_NOTE = ("The paper's own tables are not reproduced here (they need its model and data); its claims are checked "
               "as DESIGN.md section 2 states them, on this preset's models and data.")
@@ -65,11 +65,14 @@ def chance_lines(summary: pd.DataFrame, group: str, metric: str, chance: float |
     for g, part in sel.groupby(group, sort=False):
         level = chance[g] if isinstance(chance, Mapping) else chance
         above, at, below = [], [], []
-        order = sorted(part.itertuples(index=False), key=lambda r: ROWS.index(r.row) if r.row in ROWS else len(ROWS))
+        families = list(dict.fromkeys(getattr(r, "family", None) for r in part.itertuples(index=False)))
+        order = sorted(part.itertuples(index=False),
+                       key=lambda r: (families.index(getattr(r, "family", None)),
+                                      ROWS.index(r.row) if r.row in ROWS else len(ROWS)))
         for r in order:
             if not np.isfinite(r.value):
                 continue
-            cell = f"{_label(r.row)} {_pct(r.value, scale)}"
+            cell = f"{row_label(r.row, getattr(r, 'family', None))} {_pct(r.value, scale)}"
             if np.isfinite(r.ci_low) and r.ci_low > level:
                 above.append(cell)
             elif np.isfinite(r.ci_high) and r.ci_high < level:
@@ -124,8 +127,10 @@ def design_sentence(summary: pd.DataFrame) -> str:
 def pyes_reading(report: pd.DataFrame) -> str:
     """How high P(yes) goes per row (a `collapse_report`): StrictVLE and 'confirmed' counts need it above 0.5."""
     parts = []
-    for row, part in report.groupby("row", sort=False):
-        parts.append(f"{_label(row)} {part['max'].min():.2f}-{part['max'].max():.2f}")
+    keys = ["family", "row"] if "family" in report.columns else ["row"]
+    for key, part in report.groupby(keys, sort=False):
+        family, row = key if len(keys) == 2 else (None, key[0] if isinstance(key, tuple) else key)
+        parts.append(f"{row_label(row, family)} {part['max'].min():.2f}-{part['max'].max():.2f}")
     return ("The highest P(yes) any item reaches, per run (lowest-highest run): " + ", ".join(parts) +
             ". StrictVLE counts a pair only when P(yes) is above 0.5 for the true and below 0.5 for the false "
             "description, so a row whose P(yes) stays below 0.5 scores near 0 there however well it ranks the pair.")
@@ -221,6 +226,10 @@ def exact_match_reading(overall: pd.DataFrame, scale: float = 100.0, *, threshol
     """Why exact match and 'contains' part ways (a `summarize_runs` table over group "all" with metrics exact and
     contains): the gap is the share of predictions that hold the right answer plus more words. Rows whose gap is at
     least `threshold` points are named as models that go on after the answer."""
+    if "family" in overall.columns:  # one sentence per model family
+        return " ".join(f"{FAMILY_LABELS.get(f, f)}: " + exact_match_reading(part.drop(columns="family"), scale,
+                                                                           threshold=threshold)
+                        for f, part in overall.groupby("family", sort=False))
     wide = overall.pivot(index="row", columns="metric", values="value")
     order = [r for r in ROWS if r in wide.index] + [r for r in wide.index if r not in ROWS]
     gap = {r: (wide.loc[r, "contains"] - wide.loc[r, "exact"]) * scale for r in order}

@@ -86,7 +86,8 @@ def row_palette(rows: Sequence[str]) -> dict:
 def interval_points(summary, group: str, metric: str, *, title: str, scale: float = 100.0,
                     labels: dict | None = None, chance: float | dict | None = None, chance_label: str = "chance",
                     ylabel: str | None = None):
-    """Point + 95% CI per (group value, model row), from a `hacalib.report.tables.summarize_runs` frame.
+    """Point + 95% CI per (group value, model row), from a `hacalib.report.tables.summarize_runs` frame; a summary
+    with a `family` column gets one panel per model family, one above the other, on the same axis range.
 
     Points, not bars: the axis spans the data and the reference level (not 0), so half-point differences stay
     visible. `chance`: a reference level per group value (or one for all), drawn as a dashed black segment.
@@ -94,37 +95,48 @@ def interval_points(summary, group: str, metric: str, *, title: str, scale: floa
     """
     import matplotlib.pyplot as plt
 
+    from .tables import FAMILY_LABELS
+
     sel = summary[summary["metric"] == metric]
     groups = list(dict.fromkeys(sel[group]))
+    families = list(dict.fromkeys(sel["family"])) if "family" in sel.columns else [None]
     rows = list(dict.fromkeys(sel["row"]))
-    colours = row_palette(rows)
-    step = 0.7 / max(len(rows), 1)
     axes_style, context = _style()
     with axes_style, context:
-        fig, ax = plt.subplots(figsize=(max(6.5, 1.1 * len(groups) + 2.5), 3.8))
-        for i, row in enumerate(rows):
-            r = sel[sel["row"] == row].set_index(group).reindex(groups)
-            x = np.arange(len(groups)) + (i - (len(rows) - 1) / 2) * step
-            val = r["value"].to_numpy(dtype=float) * scale
-            err = np.vstack([val - r["ci_low"].to_numpy(dtype=float) * scale,
-                             r["ci_high"].to_numpy(dtype=float) * scale - val])
-            ax.errorbar(x, val, yerr=np.nan_to_num(err), fmt="o", ms=5, capsize=3, lw=1.4, color=colours[row],
-                        label=(labels or {}).get(row, row))
-        if chance is not None:
-            for j, g in enumerate(groups):
-                level = chance[g] if isinstance(chance, dict) else chance
-                ax.hlines(level * scale, j - 0.45, j + 0.45, colors="black", linestyles="dashed", linewidth=1.1,
-                          label=chance_label if j == 0 else None)
-        ax.set_xticks(np.arange(len(groups)), [str(g).replace("_", " ") for g in groups],
-                      rotation=20 if len(groups) > 4 else 0)
-        ax.set_xlim(-0.6, len(groups) - 0.4)
-        ax.grid(axis="x", visible=False)  # groups are categories: vertical lines would cut through their points
-        ax.set_ylabel(ylabel or _metric_label(metric, scale))
-        ax.set_title(title)
-        ax.legend(ncol=len(rows) + (chance is not None), loc="upper center", bbox_to_anchor=(0.5, -0.2),
-                  frameon=False)
+        fig, axes = plt.subplots(len(families), 1, figsize=(max(6.5, 1.1 * len(groups) + 2.5), 3.8 * len(families)),
+                                 squeeze=False, sharey=True)
+        for ax, family in zip(axes[:, 0], families):
+            part = sel if family is None else sel[sel["family"] == family]
+            _intervals(ax, part, group, groups, rows, scale, labels, chance, chance_label)
+            ax.set_ylabel(ylabel or _metric_label(metric, scale))
+            ax.set_title(title if family is None else f"{FAMILY_LABELS.get(family, family)}: {title}")
         fig.tight_layout()
     return fig
+
+
+def _intervals(ax, sel, group: str, groups: list, rows: list, scale: float, labels: dict | None,
+               chance: float | dict | None, chance_label: str) -> None:
+    """One panel of `interval_points`: every row's points and intervals per group value, chance segments, legend."""
+    colours = row_palette(rows)
+    step = 0.7 / max(len(rows), 1)
+    for i, row in enumerate(rows):
+        r = sel[sel["row"] == row].set_index(group).reindex(groups)
+        x = np.arange(len(groups)) + (i - (len(rows) - 1) / 2) * step
+        val = r["value"].to_numpy(dtype=float) * scale
+        err = np.vstack([val - r["ci_low"].to_numpy(dtype=float) * scale,
+                         r["ci_high"].to_numpy(dtype=float) * scale - val])
+        ax.errorbar(x, val, yerr=np.nan_to_num(err), fmt="o", ms=5, capsize=3, lw=1.4, color=colours[row],
+                    label=(labels or {}).get(row, row))
+    if chance is not None:
+        for j, g in enumerate(groups):
+            level = chance[g] if isinstance(chance, dict) else chance
+            ax.hlines(level * scale, j - 0.45, j + 0.45, colors="black", linestyles="dashed", linewidth=1.1,
+                      label=chance_label if j == 0 else None)
+    ax.set_xticks(np.arange(len(groups)), [str(g).replace("_", " ") for g in groups],
+                  rotation=20 if len(groups) > 4 else 0)
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.grid(axis="x", visible=False)  # groups are categories: vertical lines would cut through their points
+    ax.legend(ncol=len(rows) + (chance is not None), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
 
 
 def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: float = 100.0,
@@ -134,14 +146,21 @@ def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: flo
     import matplotlib.pyplot as plt
     import seaborn as sns
 
+    from .tables import FAMILY_LABELS
+
     data = df.assign(_x=df[x].astype(float) * 100, _v=df["value"] * scale, _lo=df["ci_low"] * scale,
                      _hi=df["ci_high"] * scale)
+    # one curve per model family (a `family` column), each in its own colour
+    families = list(dict.fromkeys(df["family"])) if "family" in df.columns else [None]
+    colours = dict(zip(families, sns.color_palette("colorblind")[2:]))
 
     def panel(data, **_):
-        d = data.sort_values("_x")
         ax = plt.gca()
-        ax.plot(d["_x"], d["_v"], marker="o", ms=4, lw=1.4, color=sns.color_palette("colorblind")[2])
-        ax.fill_between(d["_x"], d["_lo"], d["_hi"], alpha=0.2, color=sns.color_palette("colorblind")[2], lw=0)
+        for family in families:
+            d = (data if family is None else data[data["family"] == family]).sort_values("_x")
+            ax.plot(d["_x"], d["_v"], marker="o", ms=4, lw=1.4, color=colours[family],
+                    label=None if family is None else FAMILY_LABELS.get(family, family))
+            ax.fill_between(d["_x"], d["_lo"], d["_hi"], alpha=0.2, color=colours[family], lw=0)
         if chance is not None:
             ax.axhline(chance * scale, color="black", ls="--", lw=0.9)
 
@@ -152,6 +171,8 @@ def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: flo
         grid.map_dataframe(panel)
         grid.set_titles("{col_name}")
         grid.set_axis_labels(xlabel, ylabel)
+        if families != [None]:
+            grid.add_legend()
         grid.figure.suptitle(title + ("  (dashed: chance)" if chance is not None else ""), y=1.02)
         grid.figure.tight_layout()
     return grid.figure

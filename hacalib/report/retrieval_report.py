@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ..data.ssv2 import load_retrieval_matrix, load_retrieval_scores
 from ..errors import DataError
 from ..io import write_json
@@ -128,3 +130,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def retrieval_matrices(frame: pd.DataFrame) -> dict[str, tuple]:
+    """benchmark -> (scores, match, queries, videos) from `Experiment.per_item('ssv2', ...)`'s long frame."""
+    out = {}
+    for name, df in frame.groupby("benchmark", sort=False):
+        scores = df.pivot(index="query", columns="video", values="p_yes")
+        match = df.pivot(index="query", columns="video", values="match")
+        queries = list(dict.fromkeys(df["query"]))
+        videos = sorted(dict.fromkeys(df["video"]))
+        out[name] = (scores.loc[queries, videos].to_numpy(), match.loc[queries, videos].to_numpy().astype(bool),
+                     queries, videos)
+    return out

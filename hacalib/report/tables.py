@@ -1,7 +1,9 @@
 """From per-item results of several (row, seed) runs to the paper's tables: values with 95% CIs.
 
 A *row* is a model (pretrained, entail, haca, haca_mask); a *run* is one (row, base, seed): a fine-tuning seed on
-one base model (pretraining seed); the pretrained row has one run per base model. Per-item frames carry one 0/1 or
+one base model (pretraining seed); the pretrained row has one run per base model. Runs of several model families
+are keyed (family, row, base, seed): every function below then works per family and its tables start with a
+`family` column (`FAMILY_LABELS` names it in reading tables); two families' runs are never compared or pooled. Per-item frames carry one 0/1 or
 real value per item and metric (e.g. ClassicVLE correctness per VELOCITI pair, AP per retrieval query).
 `summarize_runs` turns them into one line per (row, group, metric): the mean over base models, seeds and items with
 a 95% interval that covers all three (`hacalib.metrics.nested_interval`); `claim_check` does the same for the
@@ -19,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..config import OBJECTIVES
+from ..config import FAMILY_LABELS, OBJECTIVES
 from ..metrics import classic_vle, is_collapsed, nested_interval, pyes_spread, strict_vle
 from ..metrics.retrieval import average_precision, hit_at_k, videocon_ap
 
@@ -27,8 +29,41 @@ ROWS = ("pretrained", *OBJECTIVES)  # the base model, then one row per fine-tuni
 ROW_LABELS = {"pretrained": "Pretrained", "entail": "Entail-only FT", "haca": "HACA", "haca_mask": "HACA + mask"}
 
 
+def by_family(runs: dict[tuple, object]) -> dict[str | None, dict[tuple, object]]:
+    """family -> {(row, base, seed): value} of runs keyed (family, row, base, seed); runs keyed without a family
+    are one family, None."""
+    out: dict[str | None, dict[tuple, object]] = {}
+    for key, value in runs.items():
+        family, rest = (key[0], key[1:]) if len(key) == 4 else (None, key)
+        out.setdefault(family, {})[rest] = value
+    return out
+
+
+def with_family(frames: dict[str | None, pd.DataFrame]) -> pd.DataFrame:
+    """One frame from per-family frames, a `family` column first (none when the only family is None)."""
+    if list(frames) == [None]:
+        return frames[None]
+    return pd.concat([df.assign(family=family)[["family", *df.columns]] for family, df in frames.items()],
+                     ignore_index=True)
+
+
+def _family_collapsed(collapsed, family: str | None) -> set[tuple]:
+    """The (row, base, seed) runs of `family` in a `collapsed_runs` set."""
+    return {k[1:] if len(k) == 4 else k for k in collapsed if (k[0] if len(k) == 4 else None) == family}
+
+
+def row_label(row: str, family: str | None = None) -> str:
+    """'HACA', or 'VideoChat2 HACA' for a run of a named family."""
+    label = ROW_LABELS.get(row, row)
+    return f"{FAMILY_LABELS.get(family, family)} {label}" if family else label
+
+
 def collapse_report(runs: dict[tuple, np.ndarray]) -> pd.DataFrame:
-    """One line per run (row, base, seed): the spread of its P(yes) values and whether it collapsed."""
+    """One line per run (row, base, seed): the spread of its P(yes) values and whether it collapsed (a `family`
+    column first for runs keyed by family)."""
+    families = by_family(runs)
+    if list(families) != [None]:
+        return with_family({f: collapse_report(r) for f, r in families.items()})
     rows = []
     for key, scores in runs.items():
         row, base, seed = run_key(key)
@@ -38,8 +73,10 @@ def collapse_report(runs: dict[tuple, np.ndarray]) -> pd.DataFrame:
 
 
 def collapsed_runs(report: pd.DataFrame) -> set[tuple[str, int, int]]:
-    """The (row, base, seed) runs a `collapse_report` flags: the `collapsed` argument of `summarize_runs`."""
-    return set(report.loc[report["collapsed"], ["row", "base", "seed"]].itertuples(index=False, name=None))
+    """The (row, base, seed) runs a `collapse_report` flags (with the family first when it has one): the
+    `collapsed` argument of `summarize_runs`."""
+    columns = [c for c in ("family", "row", "base", "seed") if c in report.columns]
+    return set(report.loc[report["collapsed"], columns].itertuples(index=False, name=None))
 
 
 def velociti_per_item(items: pd.DataFrame) -> pd.DataFrame:
@@ -105,6 +142,10 @@ def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Seq
         bounds: the metric's range; a t-interval over few runs can reach past it and is clipped to it
             (None: no clipping, for unbounded metrics).
     """
+    families = by_family(per_item)
+    if list(families) != [None]:
+        return with_family({f: summarize_runs(runs, group, metrics, collapsed=_family_collapsed(collapsed, f),
+                                              bounds=bounds) for f, runs in families.items()})
     lines = []
     names = list(dict.fromkeys(run_key(k)[0] for k in per_item))
     rows = [r for r in ROWS if r in names] + [r for r in names if r not in ROWS]
@@ -157,7 +198,14 @@ def interval_table(summary: pd.DataFrame, index: str, columns: str, *, scale: fl
 
 
 def pivot(summary: pd.DataFrame, columns: str, metric: str, *, scale: float = 100.0) -> pd.DataFrame:
-    """A reading table: one line per model row, one column per `columns` value, cells 'value [low, high]'."""
+    """A reading table: one line per model row, one column per `columns` value, cells 'value [low, high]'; a summary
+    with a `family` column gives each family's rows in turn, the family named in a first column."""
+    if "family" in summary.columns:
+        parts = [pivot(summary[summary["family"] == f].drop(columns="family"), columns, metric, scale=scale)
+                 for f in dict.fromkeys(summary["family"])]
+        labels = [FAMILY_LABELS.get(f, f) for f in dict.fromkeys(summary["family"])]
+        return pd.concat([p.assign(family=label)[["family", *p.columns]] for p, label in zip(parts, labels)],
+                         ignore_index=True)
     sel = summary[summary["metric"] == metric]
     table = sel.assign(cell=[format_cell(v, lo, hi, scale) for v, lo, hi in
                              zip(sel["value"], sel["ci_low"], sel["ci_high"])])
@@ -206,8 +254,15 @@ def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
     fine-tuning seeds and items. Verdicts, "greater": 'supported' when the whole interval is above 0, 'contradicted'
     when it is below 0, 'inconclusive' otherwise; "not_lower": 'contradicted' when the interval is below 0,
     'supported' when above, 'consistent (no loss shown)' when it holds 0; 'n/a' when a row has no usable run.
-    `bases_agreeing` says in how many base models the mean difference is positive.
+    `bases_agreeing` says in how many base models the mean difference is positive. Runs keyed by family: each claim
+    once per family, its label prefixed with the family's name, a `family` column first.
     """
+    families = by_family(per_item)
+    if list(families) != [None]:
+        return with_family({f: claim_check(runs, group, metric,
+                                           [(f"{FAMILY_LABELS.get(f, f)}: {c[0]}", *c[1:]) for c in claims],
+                                           collapsed=_family_collapsed(collapsed, f), scale=scale)
+                            for f, runs in families.items()})
     lines = []
     for claim in claims:
         label, a, b, g = claim[:4]

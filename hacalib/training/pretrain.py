@@ -1,6 +1,7 @@
 """Toy base-model pretraining: the "pretrained" row of every table, trained here from scratch.
 
-The toy Video-LLaVA (`hacalib.models.build_toy_model`) learns all its parameters on the toy world's
+The toy Video-LLaVA (`hacalib.models.build_toy_model`) or toy VideoChat2 (`hacalib.models.videochat2.build_toy_videochat2`,
+`PretrainConfig.family`) learns all its parameters on the toy world's
 `pretrain/pretrain.jsonl` (captioning, one-word QA, grounded yes/no questions and SSv2-style templates,
 mixed from the first step) with the same loop as fine-tuning (`hacalib.training.loop.train`). Without the yes/no
 questions the `Yes`/`No` rows of the output layer never train and every fine-tuning objective collapses
@@ -47,6 +48,8 @@ REQUIRED_KEYS = ("video", "task", "prompt", "answer")
 # Manifest entries left out of the cache key: timings (they change when the same world is rebuilt) and the
 # per-file checksums and byte total (mp4 bytes depend on the encoder build; the content enters through
 # pretrain.jsonl and the scene records), so a shipped base fits every machine's build of the same world.
+VIDEO_LLAVA_FAMILY = "video_llava"
+VIDEOCHAT2_ONLY_FIELDS = ("family", "num_query_tokens", "qformer_layers")  # PretrainConfig fields Video-LLaVA ignores
 VOLATILE_MANIFEST_KEYS = {"generation_seconds", "seconds", "created", "timings", "checksums", "bytes_total"}
 
 
@@ -77,16 +80,53 @@ def pretrain_examples(records: list[dict], template: ChatTemplate = prompts.VIDE
     return [Example(r["video"], template.qa_prompt(r["prompt"]), r["answer"], r["task"]) for r in records]
 
 
+def key_config(cfg: PretrainConfig) -> dict:
+    """The recipe as its cache key and `pretrain.json` record it: every field, except that a Video-LLaVA recipe
+    leaves out the fields the second family brought, so the shipped bases made before it (and every cache built on
+    them) stay valid."""
+    config = asdict(cfg)
+    if cfg.family == VIDEO_LLAVA_FAMILY:
+        for name in VIDEOCHAT2_ONLY_FIELDS:
+            config.pop(name)
+    return config
+
+
 def cache_key(cfg: PretrainConfig, world_dir: str | Path) -> str:
     """sha256 of the configuration, the prompt version, the world manifest (minus timings) and pretrain.jsonl."""
     world = Path(world_dir)
     manifest = read_json(world / "toyworld.json")
     stable = {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS} if isinstance(manifest, dict) else manifest
+    config = key_config(cfg)
+    if cfg.family == VIDEO_LLAVA_FAMILY:
+        version: object = prompts.PROMPT_VERSION
+    else:
+        version = asdict(toy_template(cfg.family))  # no version string covers the other families' templates: the text
     h = hashlib.sha256()
-    h.update(json.dumps({"config": asdict(cfg), "prompt_version": prompts.PROMPT_VERSION, "manifest": stable},
+    h.update(json.dumps({"config": config, "prompt_version": version, "manifest": stable},
                         sort_keys=True, default=str).encode())
     h.update((world / PRETRAIN_FILE).read_bytes())
     return h.hexdigest()
+
+
+def toy_template(family: str) -> ChatTemplate:
+    """The chat template of a toy family (the family's own: VideoChat2's [INST] turns, Video-LLaVA's USER/ASSISTANT)."""
+    from ..models import get_family
+
+    return get_family(family).template
+
+
+def build_toy_base(cfg: PretrainConfig, vocab: list[str]) -> tuple[Any, Any]:
+    """The untrained toy model of `cfg.family` and its processor, at the recipe's widths, seeded by `cfg.seed`."""
+    if cfg.family == "videochat2":
+        from ..models.videochat2 import build_toy_videochat2
+
+        return build_toy_videochat2(vocab, cfg.seed, image_size=cfg.image_size, patch_size=cfg.patch_size,
+                                    vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers,
+                                    text_hidden=cfg.text_hidden, text_layers=cfg.text_layers,
+                                    num_query_tokens=cfg.num_query_tokens, qformer_layers=cfg.qformer_layers)
+    return build_toy_model(vocab, cfg.seed, image_size=cfg.image_size, patch_size=cfg.patch_size,
+                           vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers, text_hidden=cfg.text_hidden,
+                           text_layers=cfg.text_layers, num_frames=cfg.num_frames, position_init=cfg.position_init)
 
 
 def is_pretrained(out_dir: str | Path, key: str) -> bool:
@@ -114,7 +154,7 @@ def pretrain_toy_model(
     steps: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Build the toy Video-LLaVA and train all its parameters on the world's pretraining data; return `out_dir`.
+    """Build the toy model of `cfg.family` and train all its parameters on the world's pretraining data; return `out_dir`.
 
     Args:
         world_dir: a toy world (`hacalib.toyworld.build_world`) with toyworld.json and pretrain/.
@@ -137,11 +177,7 @@ def pretrain_toy_model(
     # every video checked (against the world's manifest) before the model is built, not at the step that reads it
     check_videos([(world / VIDEO_DIR / r["video"], world / PRETRAIN_FILE, row, "video") for row, r in enumerate(records)],
                  num_frames=cfg.num_frames, what="pretraining videos")
-    model, processor = build_toy_model(
-        toy_vocabulary(world), cfg.seed, image_size=cfg.image_size, patch_size=cfg.patch_size,
-        vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers, text_hidden=cfg.text_hidden,
-        text_layers=cfg.text_layers, num_frames=cfg.num_frames, position_init=cfg.position_init,
-    )
+    model, processor = build_toy_base(cfg, toy_vocabulary(world))
     family = family_of(model)
     family.set_pretraining_trainable(model)  # what a video forward uses: DDP refuses parameters without gradients
     examples = pretrain_examples(records, family.template)
@@ -159,8 +195,9 @@ def pretrain_toy_model(
     def summary(history: list[dict]) -> dict:
         return {
             "cache_key": key,
-            "config": asdict(cfg),
+            "config": key_config(cfg),
             "prompt_version": prompts.PROMPT_VERSION,
+            "family": cfg.family,
             "examples": len(examples),
             "examples_by_task": _count(r["task"] for r in records),
             "parameters": sum(p.numel() for p in model.parameters()),

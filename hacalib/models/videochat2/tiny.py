@@ -1,7 +1,9 @@
-"""A tiny random-weight VideoChat2 for tests (and the start of a toy VideoChat2): the real classes at toy size.
+"""A tiny random-weight VideoChat2 for tests, and the toy VideoChat2 that toy pretraining starts from.
 
-Same architecture as the paper model, every width shrunk: a 2-block UMT encoder on 32-pixel frames (2 x 2 patches
-of 16), a 2-layer Q-Former, a few queries, a small Mistral, the word-level toy tokenizer.
+Same architecture as the paper model, every width shrunk: a 2-block UMT encoder on 32-pixel frames, a 2-layer
+Q-Former, a few queries, a small Mistral, the word-level toy tokenizer. `build_tiny_videochat2` is the test size
+(2 x 2 patches of 16, 6 queries); `build_toy_videochat2` the toy preset's base model before pretraining (4 x 4
+patches of 8 as the toy Video-LLaVA's CLIP tower sees, 32 queries, the toy Video-LLaVA's Llama widths).
 
 May import: torch, transformers, `hacalib.prompts`, `..tokenizer`, this package's modules.
 """
@@ -85,3 +87,21 @@ def build_tiny_videochat2(
         setattr(model.generation_config, key, getattr(tokenizer, key))
     processor = VideoChat2Processor(tokenizer, image_size=image_size, num_video_tokens=num_query_tokens)
     return model.eval(), processor
+
+
+def build_toy_videochat2(vocab_words: Iterable[str], seed: int, *, image_size: int = 32, patch_size: int = 8,
+                         vision_hidden: int = 64, vision_layers: int = 2, text_hidden: int = 128, text_layers: int = 2,
+                         num_query_tokens: int = 32, qformer_layers: int = 2
+                         ) -> tuple[VideoChat2ForConditionalGeneration, VideoChat2Processor]:
+    """A freshly initialised toy VideoChat2 (~0.9M parameters at the defaults) for toy pretraining.
+
+    Widths follow the toy Video-LLaVA (`hacalib.models.build_toy_model`) so the two families differ in architecture,
+    not in size: the UMT encoder as wide and deep as its CLIP tower, the Q-Former as wide as the encoder, the Mistral
+    as the Llama. 32 queries hand the language model 32 video tokens where the toy Video-LLaVA hands it 136
+    (8 frames x 17): VideoChat2's compression, as 96 vs 2,056 at 7B. No dropout (toy pretraining uses none).
+    """
+    return build_tiny_videochat2(
+        vocab_words, seed, image_size=image_size, patch_size=patch_size, vision_hidden=vision_hidden,
+        vision_layers=vision_layers, vision_heads=4, qformer_hidden=vision_hidden, qformer_layers=qformer_layers,
+        qformer_heads=4, num_query_tokens=num_query_tokens, text_hidden=text_hidden, text_layers=text_layers,
+        text_heads=4, dropout=0.0)
