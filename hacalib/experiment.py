@@ -38,7 +38,7 @@ import pandas as pd
 from . import prompts
 from .config import DEFAULT_MASK_RATIO, OBJECTIVES
 from .data.layout import DataRoot
-from .io import atomic_path
+from .io import write_frame_csv
 from .presets import PRESET_FAMILIES, Preset, family_slug
 from .presets import preset as get_preset
 
@@ -309,8 +309,7 @@ class Experiment:
             if self._shard is not None:
                 self._shard.wait()  # every process has read the shares back before the first writes the result
             if self._shard is None or self._shard.rank == 0:
-                with atomic_path(path) as tmp:
-                    df.to_csv(tmp, index=False)
+                write_frame_csv(df, path)  # generated answers may hold a bare CR: quoted, not a row break
             if self._shard is not None:
                 self._shard.wait()
                 return df  # the launching kernel reads the file and removes the progress folder

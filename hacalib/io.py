@@ -155,3 +155,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def write_frame_csv(frame, path: str | Path) -> None:
+    """A pandas frame as CSV, atomically, lines ending in CRLF (RFC 4180): the csv writer then quotes every field
+    that holds a CR or an LF, so a generated answer with a bare carriage return reads back as one field. With LF
+    endings such a field is written unquoted and `read_csv` splits the row there (columns shift, values mix)."""
+    with atomic_path(Path(path)) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\r\n")

@@ -16,10 +16,15 @@ position, the `<video>` expansion to 2,056 tokens and the loaders on real files 
   and every video a copy of VideoCon's real example clip, re-encoded to 320x180 H.264 once so that the many decodes
   stay fast (the processor's resize and crop run as for any real video).
 
-Then the paper preset's code runs unchanged, offline; `from_pretrained` finds the tiny model where the real one
+- `out/videochat2/`: the same for the `videochat2-7b` preset: a tiny random-weight VideoChat2 with the real
+  Mistral vocabulary and the paper checkpoint's geometry (`build_tiny_videochat2_7b`: 224 px, patch 16, 96 query
+  tokens, the Q-Former's bert-base-uncased instruction ids), saved as `haca convert-videochat2` saves the real one.
+
+Then the paper presets' code runs unchanged, offline; `from_pretrained` finds the tiny model where the real one
 would be:
 
     HF_HUB_OFFLINE=1 HF_HUB_CACHE=out/hub haca reproduce --preset videollava-7b --smoke --data-root out/data
+    haca reproduce --preset videochat2-7b --smoke --data-root out/data --model-path out/videochat2
 
 May import: `hacalib.data`, `hacalib.io`, `hacalib.models`, `hacalib.prompts`, `hacalib.samples`.
 """
@@ -39,6 +44,7 @@ from .samples import SSV2_TEMPORAL_MATRIX, VIDEOCON_SAMPLE
 
 CLIP = "videocon/example/y5xuvHpDPZQ_000005_000015.mp4"  # VideoCon's real example clip, under ../shared/fixtures
 TOKENIZER = "tokenizers/llama2/tokenizer.model"  # the Llama-2 vocabulary (test use only: not in the project)
+MISTRAL_TOKENIZER = "tokenizers/mistral_v1/tokenizer.model"  # Mistral v0.1/v0.2's (VideoChat2's language model)
 VIDEOCON_ROWS = 18  # rows of the shipped sample; the last third become the held-out split
 SSV2_QUERIES = 6  # SSv2-Temporal queries kept, each with one positive video (the rest of its row negatives)
 SIZE = (320, 180)  # the re-encoded clip's frame size (16:9, as the original 1280x720)
@@ -48,7 +54,7 @@ def build_rehearsal(fixtures: str | Path, out: str | Path) -> dict[str, Path]:
     """Write the hub cache (tiny Video-LLaVA-7B-hf) and the data root under `out`; returns their paths and the
     environment `haca reproduce` needs. Missing fixtures raise FileNotFoundError naming the file."""
     fixtures, out = Path(fixtures), Path(out)
-    for rel in (CLIP, TOKENIZER):
+    for rel in (CLIP, TOKENIZER, MISTRAL_TOKENIZER):
         if not (fixtures / rel).is_file():
             raise FileNotFoundError(f"rehearsal needs {fixtures / rel} (the team's ../shared/fixtures)")
     out.mkdir(parents=True, exist_ok=True)
@@ -58,7 +64,8 @@ def build_rehearsal(fixtures: str | Path, out: str | Path) -> dict[str, Path]:
     hub = out / "hub"
     snapshot = write_hub_model(fixtures / TOKENIZER, hub)
     data = write_data_root(clip, out / "data")
-    return {"hub": hub, "snapshot": snapshot, "data_root": data, "clip": clip}
+    videochat2 = write_videochat2_model(fixtures / MISTRAL_TOKENIZER, out / "videochat2")
+    return {"hub": hub, "snapshot": snapshot, "data_root": data, "clip": clip, "videochat2": videochat2}
 
 
 def env(paths: dict[str, Path]) -> dict[str, str]:
@@ -83,6 +90,19 @@ def write_hub_model(tokenizer_model: Path, hub: Path) -> Path:
     save_model(model, processor, snapshot)
     write_text(repo / "refs" / "main", VIDEOLLAVA_7B_REVISION)
     return snapshot
+
+
+def write_videochat2_model(tokenizer_model: Path, folder: Path) -> Path:
+    """Save the tiny VideoChat2 (real Mistral vocabulary, paper geometry) as `--model-path` of `videochat2-7b`;
+    an existing one is kept (a pure function of the tokenizer and seed)."""
+    if (folder / "config.json").is_file():
+        return folder
+    from .models import save_model
+    from .models.videochat2.tiny import build_tiny_videochat2_7b
+
+    model, processor = build_tiny_videochat2_7b(tokenizer_model)
+    save_model(model, processor, folder)
+    return folder
 
 
 # ----------------------------------------------------------------------------- the data
@@ -180,4 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     variables = " ".join(f"{k}={v}" for k, v in env(paths).items())
     print(json.dumps({k: str(v) for k, v in paths.items()}))
     print(f"{variables} haca reproduce --preset videollava-7b --smoke --data-root {paths['data_root']}")
+    print(f"haca reproduce --preset videochat2-7b --smoke --data-root {paths['data_root']} "
+          f"--model-path {paths['videochat2']}")
     return 0

@@ -95,13 +95,20 @@ def test_ship_refuses_the_smoke_recipe():
     assert proc.returncode == 2 and "drop --smoke or --ship" in proc.stderr
 
 
-def test_the_shipped_bases_are_intact():
-    """Every base model in hacalib/bases/ matches its SHA256SUMS (and the preset's base seeds are all there)."""
-    from hacalib.presets import preset
+@pytest.mark.parametrize("family", ["video_llava", "videochat2"])
+def test_the_shipped_bases_are_intact(family):
+    """Every base model of each toy family in hacalib/bases/ matches its SHA256SUMS, the preset's base seeds are all
+    there, and each was made with the preset's recipe (so it is used, not retrained)."""
+    from dataclasses import replace
 
-    shipped = bases.shipped_seeds()
-    assert set(preset("toy").base_seeds) <= set(shipped), f"shipped base seeds {shipped}"
+    from hacalib.presets import family_slug, preset
+    from hacalib.training.pretrain import key_config
+
+    chosen = preset("toy", family=family)
+    shipped = bases.shipped_seeds(family_slug(family))
+    assert set(chosen.base_seeds) <= set(shipped), f"shipped {family} base seeds {shipped}"
     for seed in shipped:
-        bases.verify(bases.shipped_dir(seed))
-        info = json.loads((bases.shipped_dir(seed) / "pretrain.json").read_text())
-        assert info["config"]["seed"] == seed
+        folder = bases.shipped_dir(seed, family_slug(family))
+        bases.verify(folder)
+        info = json.loads((folder / "pretrain.json").read_text())
+        assert info["config"] == key_config(replace(chosen.pretrain, seed=seed))

@@ -29,3 +29,18 @@ def test_json_round_trip_and_malformed_json_names_file_and_line(tmp_path):
 def test_data_error_message_names_file_row_and_key():
     err = DataError("x.csv", "empty caption", row=7, key="caption")
     assert str(err) == "x.csv, row 7, key 'caption': empty caption"
+
+
+def test_a_frame_with_carriage_returns_and_line_separators_reads_back_exactly(tmp_path):
+    """Generated answers can hold any character a tokenizer has a piece for (Mistral has <0x0D>)."""
+    import pandas as pd
+
+    from hacalib.io import write_frame_csv
+
+    frame = pd.DataFrame({"answer": ["No, a man\rwalks", "yes\r\n", "line\nbreak", "p\u2028q", 'say "no"', ""],
+                          "says_no": [True, False, True, False, True, False], "overlap": [0.5, 1.0, 0.0, 0.25, 1, 0]})
+    write_frame_csv(frame, tmp_path / "items.csv")
+    back = pd.read_csv(tmp_path / "items.csv", keep_default_na=False, na_values=[""])
+    assert back["says_no"].dtype == bool and back["says_no"].tolist() == frame["says_no"].tolist()
+    assert back["answer"].fillna("").tolist() == frame["answer"].tolist()
+    assert back["overlap"].tolist() == frame["overlap"].tolist()

@@ -7,6 +7,7 @@ the real processor on the real clip, and `haca reproduce --preset videollava-7b 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -79,3 +80,23 @@ def test_paper_preset_runs_end_to_end_from_the_hub_cache(rehearsal, tmp_path):
         assert (figures / f"{name}.md").is_file(), name
     # the model the notebooks loaded is the tiny one in the hub cache, at the pinned revision
     assert "d814f26332051e31c43352e8c1c0ef230ed6fb5d" in (figures / "03_table1_velociti.provenance.json").read_text()
+
+
+@pytest.mark.slow
+def test_videochat2_paper_preset_runs_end_to_end_from_a_converted_folder(rehearsal, tmp_path):
+    """Every notebook of `haca reproduce --preset videochat2-7b --smoke`, on the tiny VideoChat2 that carries the real
+    Mistral vocabulary and the paper geometry (96 video tokens per video), from its folder (`--model-path`)."""
+    shutil.copytree(PROJECT_ROOT / "notebooks", tmp_path / "notebooks",
+                    ignore=shutil.ignore_patterns("*.failed.ipynb", ".ipynb_checkpoints"))
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from hacalib.cli import main; sys.exit(main(sys.argv[1:]))",
+         "reproduce", "--preset", "videochat2-7b", "--smoke", "--seeds", "0", "--data-root",
+         str(rehearsal["data_root"]), "--model-path", str(rehearsal["videochat2"]), "--project-root", str(tmp_path)],
+        env={**os.environ, **env(rehearsal)}, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    figures = tmp_path / "runs" / "smoke" / "figures"
+    table = (figures / "03_table1_classic_vle.csv").read_text()
+    assert table.count("VideoChat2,") == 4 and "Video-LLaVA" not in table  # its four rows, no other family's
+    record = json.loads((figures / "03_table1_velociti.provenance.json").read_text())
+    assert record["config"]["families"] == ["videochat2"]
+    assert record["config"]["model_path"] == str(rehearsal["videochat2"].resolve())

@@ -11,6 +11,7 @@ May import: torch, transformers, `hacalib.prompts`, `..tokenizer`, this package'
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Iterable
 
 import torch
@@ -105,3 +106,46 @@ def build_toy_videochat2(vocab_words: Iterable[str], seed: int, *, image_size: i
         vision_layers=vision_layers, vision_heads=4, qformer_hidden=vision_hidden, qformer_layers=qformer_layers,
         qformer_heads=4, num_query_tokens=num_query_tokens, text_hidden=text_hidden, text_layers=text_layers,
         text_heads=4, dropout=0.0)
+
+
+def build_tiny_videochat2_7b(tokenizer_model: Path, seed: int = 0
+                             ) -> tuple[VideoChat2ForConditionalGeneration, VideoChat2Processor]:
+    """(model, processor): the paper checkpoint's geometry with random weights at a tiny width, for the
+    `videochat2-7b` preset's CPU rehearsal (`hacalib.rehearsal`).
+
+    Real: the Mistral v0.1/v0.2 SentencePiece vocabulary (`tokenizer_model`, loaded with `legacy=True` as the
+    processor stores it) with `<video>` added, 224-pixel frames in 16-pixel patches (196 per frame, joint attention
+    over all frames), the 4-frame position table interpolated in time, the Q-Former's bert-base-uncased vocabulary
+    and the stage-3 demo's instruction ids, 96 query tokens. Tiny: every width and depth.
+    """
+    import shutil
+    import tempfile
+
+    from transformers import LlamaTokenizer
+
+    from .configuration import DEFAULT_INSTRUCTION, DEFAULT_INSTRUCTION_IDS, QFORMER_VOCAB_SIZE
+    from .processing import prepare_tokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(tokenizer_model, Path(tmp) / "tokenizer.model")
+        tokenizer = prepare_tokenizer(LlamaTokenizer.from_pretrained(tmp, legacy=True))
+    vision = VideoChat2VisionConfig(image_size=224, patch_size=16, hidden_size=32, intermediate_size=64,
+                                    num_attention_heads=2, num_hidden_layers=2)
+    qformer = InstructBlipQFormerConfig(vocab_size=QFORMER_VOCAB_SIZE, hidden_size=32, num_hidden_layers=2,
+                                        num_attention_heads=2, intermediate_size=64, encoder_hidden_size=32,
+                                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    video_id = tokenizer.convert_tokens_to_ids(prompts.VIDEO_TOKEN)
+    text = MistralConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         sliding_window=None, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
+    config = VideoChat2Config(vision_config=vision, qformer_config=qformer, text_config=text, num_query_tokens=96,
+                              qformer_instruction=DEFAULT_INSTRUCTION, qformer_instruction_ids=DEFAULT_INSTRUCTION_IDS,
+                              video_token_id=video_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = VideoChat2ForConditionalGeneration(config)
+    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+        setattr(model.generation_config, key, getattr(tokenizer, key))
+    processor = VideoChat2Processor(tokenizer, image_size=224, num_video_tokens=96, tokenizer_kwargs={"legacy": True})
+    return model.eval(), processor
