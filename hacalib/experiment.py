@@ -14,11 +14,9 @@ pretrained here.
 The data root is the user's real data for the paper preset, the toy world (built once under the cache) otherwise
 (`data_root_for`). A preset is configuration, not a fork.
 
-With `num_processes` > 1 (every GPU of a node) the work still starts here, in the notebook's kernel, but runs in that
-many processes under `accelerate launch` (`hacalib.launch`): a fine-tuning run through `hacalib.training.cli`
-(the preset's step shared among them), an evaluation through `hacalib.shard_cli`, each process scoring its share of
-the videos (`hacalib.scoring.shards`); the kernel then reads the finished run or per-item CSV exactly as it reads a
-one-process one. A finished run or result is never computed again, whatever process count made it.
+With `num_processes` > 1 (every GPU of a node) the work starts here but runs in that many processes under
+`accelerate launch` (`hacalib.launch`): fine-tuning through `hacalib.training.cli`, evaluation through
+`hacalib.shard_cli` (each process scores its share of the videos); the kernel reads the result as a one-process one.
 
 May import: every stage below it (`hacalib.toyworld`, `hacalib.models`, `hacalib.training`, `hacalib.scoring`),
 `hacalib.presets` and `hacalib.launch`; imported by `hacalib.notebook`, `hacalib.shard_cli` and the notebooks.
@@ -108,7 +106,9 @@ class Experiment:
             if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values) \
                     or len(set(values)) != len(values):
                 raise ValueError(f"{name} must be distinct non-negative integers, got {list(values)}")
-        prompts.entail_option(self.prompt)  # a clear error for an unknown name
+        from .models import get_family
+
+        prompts.with_entail_prompt(get_family(self.family).template, self.prompt)  # unknown, or not this family's
         if self.prompt != prompts.DEFAULT_ENTAIL_PROMPT and cfg.pretrain is not None:
             # the toy tokenizer knows only the words of our own templates: another wording would be mostly <unk>
             raise ValueError(f"prompt {self.prompt!r} needs the real model's tokenizer; the toy preset's vocabulary "
@@ -379,13 +379,14 @@ class Experiment:
         return out
 
     def describe(self) -> dict:
-        from .models import MODELS
+        from .models import MODELS, get_family
 
         cfg = self.config
         spec = MODELS.get(str(cfg.base_model)) if cfg.pretrain is None else None
         hub = {"hub_model": {"id": spec.name_or_path, "revision": spec.revision}} if spec else {}
         return {"preset": self.preset, "family": self.family, "smoke": self.smoke, "seeds": list(self.seeds), **hub,
                 "entail_prompt": prompts.entail_option(self.prompt).key,
+                "chat_template": asdict(prompts.with_entail_prompt(get_family(self.family).template, self.prompt)),
                 "base_seeds": list(self.base_seeds), "retrain_base": self.retrain_base, "world_seed": self.world_seed,
                 "data_root": str(self.root.path), "model": cfg.model, "finetune": cfg.finetune,
                 "pretrain": cfg.pretrain, "base_models": [str(self.base_model(b)) for b in self.base_seeds],

@@ -76,3 +76,10 @@ def test_reproduce_checks_families_and_the_model_path(tmp_path):
     params = notebook_parameters(ReproduceConfig(project_root=tmp_path, families=["videochat2"]))
     assert params["families"] == ["videochat2"] and params["model_path"] == ""
     assert notebook_parameters(ReproduceConfig(project_root=tmp_path))["families"] is None  # the notebooks' default
+
+
+def test_a_prompt_option_another_family_cannot_take_is_refused_at_once():
+    with pytest.raises(ValueError, match="takes only 'haca'"):
+        Experiment(preset="videochat2-7b", data_root="/data", model_path="/m", prompt="velociti_v1")
+    exp = Experiment(preset="videollava-7b", data_root="/data", prompt="velociti_v1")
+    assert exp.prompt == "velociti_v1"
