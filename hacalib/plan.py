@@ -102,10 +102,13 @@ def _base_status(exp: Experiment, base: int, world_ready: bool) -> str:
     if cfg.pretrain is None:
         from .models.loading import MODELS
 
-        if Path(cfg.base_model).is_dir():
-            return f"local model folder {cfg.base_model}"
-        spec = MODELS.get(cfg.base_model)
-        name = cfg.base_model if spec is None else spec.name_or_path
+        model = str(exp.base_path(base))  # the preset's hub model, or the user's --model-path
+        if Path(model).is_dir():
+            return f"local model folder {model}"
+        spec = MODELS.get(model)
+        if spec is None and exp.model_path:
+            return f"missing: --model-path {model} is not a folder"
+        name = model if spec is None else spec.name_or_path
         name += f"@{spec.revision[:10]}" if spec and spec.revision else ""
         return f"hub model {name} (downloaded on first use into the Hugging Face cache)"
     from dataclasses import replace

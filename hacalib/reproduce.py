@@ -101,8 +101,9 @@ def validate(cfg: ReproduceConfig) -> list[Path]:
     if chosen_preset.pretrain is None and not (cfg.model_path or chosen_preset.base_model):
         raise UsageError(f"preset {cfg.preset!r} needs --model-path: the folder `haca convert-videochat2` wrote from the "
                          "original checkpoints (docs/videochat2.md)")
-    if cfg.model_path and not Path(cfg.model_path).exists() and Path(cfg.model_path).is_absolute():
-        raise UsageError(f"--model-path {cfg.model_path!r} does not exist")
+    if cfg.model_path and chosen_preset.family == "videochat2" and not Path(cfg.model_path).is_dir():
+        raise UsageError(f"--model-path {cfg.model_path!r} is not a folder: VideoChat2 loads the folder "
+                         "`haca convert-videochat2` writes")
     for flag, values in (("--seeds", cfg.seeds), ("--base-seeds", cfg.base_seeds)):
         if values is None:
             continue
@@ -167,7 +168,9 @@ def notebook_parameters(cfg: ReproduceConfig) -> dict:
     return {
         "preset": cfg.preset,
         "families": None if cfg.families is None else list(cfg.families),
-        "model_path": str(Path(cfg.model_path).resolve()) if cfg.model_path else "",
+        # a folder as an absolute path (the kernel starts in notebooks/); a hub id as it is
+        "model_path": str(Path(cfg.model_path).resolve()) if Path(cfg.model_path or "/nonexistent").exists()
+        else cfg.model_path,
         "data_root": cfg.data_root,
         "seeds": seeds,
         "seed": (seeds or list(chosen.seeds))[0],

@@ -140,6 +140,21 @@ def test_the_paper_plan_lists_runs_counts_and_gpu_hours(tmp_path):
     assert "12 runs" in gpu and "GPU-h" in gpu
 
 
+def test_the_videochat2_paper_plan_names_its_model_folder(tmp_path):
+    data = _fake_paper_root(tmp_path / "data")
+    model = tmp_path / "videochat2"
+    args = ("reproduce", "--plan", "--preset", "videochat2-7b", "--data-root", str(data))
+    project = _project(tmp_path)
+    missing = _haca(*args, cwd=project)
+    assert missing.returncode == 2 and "needs --model-path" in missing.stderr
+    absent = _haca(*args, "--model-path", str(model), cwd=project)
+    assert absent.returncode == 2 and "is not a folder" in absent.stderr
+    model.mkdir()
+    text = _haca(*args, "--model-path", str(model), cwd=project).stdout
+    assert f"VideoChat2 base 0: local model folder {model}" in text
+    assert "Fine-tuning runs (12; 0 cached" in text and "VideoChat2's times are estimated" in text
+
+
 def test_the_paper_plan_says_unknown_for_missing_files_and_names_a_bad_one(tmp_path):
     data = _fake_paper_root(tmp_path / "data", complete=False)
     with open(VIDEOCON_SAMPLE, encoding="utf-8") as f:  # the real sample, one caption emptied

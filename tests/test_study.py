@@ -73,6 +73,12 @@ def test_reproduce_checks_families_and_the_model_path(tmp_path):
         validate(ReproduceConfig(project_root=tmp_path, preset="videochat2-7b", data_root=str(data)))
     with pytest.raises(UsageError, match="--model-path is for a paper preset"):
         validate(ReproduceConfig(project_root=tmp_path, model_path=str(data)))
+    with pytest.raises(UsageError, match="is not a folder"):
+        validate(ReproduceConfig(project_root=tmp_path, preset="videochat2-7b", data_root=str(data),
+                                 model_path=str(tmp_path / "absent")))
+    hub = notebook_parameters(ReproduceConfig(project_root=tmp_path, preset="videollava-7b", data_root=str(data),
+                                              model_path="someone/Video-LLaVA-7B-variant"))
+    assert hub["model_path"] == "someone/Video-LLaVA-7B-variant"  # a hub id stays as it is
     params = notebook_parameters(ReproduceConfig(project_root=tmp_path, families=["videochat2"]))
     assert params["families"] == ["videochat2"] and params["model_path"] == ""
     assert notebook_parameters(ReproduceConfig(project_root=tmp_path))["families"] is None  # the notebooks' default
