@@ -4,7 +4,8 @@ Every argument is checked before any work. A user's mistake (bad input data, an 
 folder that cannot be written, a full disk) ends in one line on stderr naming what to change, exit status 2;
 `--debug` shows the traceback instead. Ctrl-C ends with exit status 130.
 
-May import: `hacalib.errors`, `hacalib.io`, `hacalib.presets`, `hacalib.report`, `hacalib.reproduce`, `hacalib.plan`, `hacalib.experiment`,
+May import: `hacalib.errors`, `hacalib.io`, `hacalib.presets`, `hacalib.report`, `hacalib.reproduce`, `hacalib.plan`,
+`hacalib.experiment`,
 `hacalib.training.bases`, `hacalib.toyworld`, `hacalib.models.videochat2.convert`, `hacalib.rehearsal`,
 `hacalib.data.fetch`.
 """

@@ -186,7 +186,8 @@ class Experiment:
         out = Path(self.base_path(base))
         key = cache_key(pretrain, self.root.path)
         if not self.retrain_base and not is_pretrained(out, key):
-            install_shipped_base(base, key, out, family=family_slug(self.family))  # False (and pretraining below) when no shipped base fits
+            # False (and pretraining below) when no shipped base fits
+            install_shipped_base(base, key, out, family=family_slug(self.family))
         return pretrain_toy_model(self.root.path, out, pretrain, progress=self.progress)
 
     def run_name(self, objective: str, seed: int, mask_ratio: float | None = None) -> str:

@@ -42,7 +42,8 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
           families: Sequence[str] | None = None, model_path: str = "", **extra: Any) -> tuple[Study, dict]:
     """The notebook's study (one experiment per model family: `families`, None for all the preset's) and the
     provenance record every artifact it writes carries. Seeds left as None are the preset's; the record holds the
-    ones used. `model_path`: a paper preset's model folder (VideoChat2: what `haca convert-videochat2` wrote). `prompt`: the entailment question at evaluation
+    ones used. `model_path`: a paper preset's model folder (VideoChat2: what `haca convert-videochat2` wrote).
+    `prompt`: the entailment question at evaluation
     (`hacalib.prompts.ENTAIL_PROMPTS`), recorded with its version. `num_processes` > 1 runs each fine-tuning run
     and evaluation in that many processes under `accelerate launch` (with `accelerate_config`, if given); the
     record names them then (per-item results equal one process's; fine-tuning runs share each step's examples,
@@ -59,7 +60,8 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
                      model_path=model_path)
     launch = {"num_processes": num_processes, **({"accelerate_config": accelerate_config} if accelerate_config else {})}
     exp = study.first
-    prov = provenance({"preset": preset, "families": study.families, **({"model_path": model_path} if model_path else {}),
+    chosen = {"model_path": model_path} if model_path else {}
+    prov = provenance({"preset": preset, "families": study.families, **chosen,
                        "smoke": smoke, "base_seeds": list(exp.base_seeds), "seeds": list(exp.seeds),
                        "retrain_base": retrain_base, "world_seed": world_seed, "entail_prompt": prompt_record(prompt),
                        "data_root": data_root or "(toy world)", **(launch if num_processes > 1 else {}), **extra},

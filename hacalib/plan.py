@@ -8,7 +8,8 @@ held-out VideoCon pairs and corrections of every run; 03 VELOCITI, 04 SSv2, 05 M
 mask-ratio runs (first seed on each base model) on VELOCITI; 07 the caption log-likelihood of the runs it analyses.
 Time estimates come from `hacalib.estimates` (measured throughputs, each with its device and source).
 
-May import: `hacalib.experiment`, `hacalib.study`, `hacalib.presets`, `hacalib.estimates`, `hacalib.reproduce`, `hacalib.config`, `hacalib.data`,
+May import: `hacalib.experiment`, `hacalib.study`, `hacalib.presets`, `hacalib.estimates`, `hacalib.reproduce`,
+`hacalib.config`, `hacalib.data`,
 `hacalib.training`, `hacalib.toyworld`, `hacalib.errors`, `hacalib.io`.
 """
 

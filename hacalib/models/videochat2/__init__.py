@@ -1,7 +1,8 @@
 """VideoChat2, the paper's second model family, assembled natively from transformers building blocks.
 
 `configuration` (the config), `vision` (the UMT video encoder), `modeling` (the model), `processing` (tokenizer +
-frames), `family` (the `VideoLLMFamily` the rest of hacalib talks to), `tiny` (a random-weight model for tests, the toy preset's VideoChat2 before pretraining),
+frames), `family` (the `VideoLLMFamily` the rest of hacalib talks to), `tiny` (random-weight models for tests,
+the toy preset's VideoChat2 before pretraining),
 `keymap` and `convert` (the original `.pth` checkpoints -> a `from_pretrained` folder; `haca convert-videochat2`).
 
 May import: torch, transformers, peft, `hacalib.prompts`, `hacalib.io`, `..family`, `..tokenizer`, `..text`.
