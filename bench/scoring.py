@@ -19,14 +19,15 @@ prints one JSON line last: {"bench", "device", "baseline_per_s", "improved_per_s
 Processed videos are cached before timing for every method (decoding is not what is compared).
 
 Shapes:
-- `small` (default): the toy Video-LLaVA on the CPU, float32.
+- `small` (default): the toy Video-LLaVA on the CPU, float32, random weights; or with `--model DIR` a saved model
+  of either family (e.g. a shipped toy base: `hacalib/bases/toy-videochat2-seed0`).
 - `7b`: Video-LLaVA-7B shape with random weights, built directly on the GPU in bf16: CLIP ViT-L/14 at 224
   (24 layers, width 1024) + Llama-7B (32 layers, width 4096, 32 heads, MLP 11008, vocab 32064), 8 frames
   -> 2,056 video tokens. The word-level toy tokenizer stands in for Llama's (no download), so captions
   are a few tokens shorter than real ones. Needs CUDA; never built on the CPU.
 
 Usage: python bench/scoring.py [--shape small|7b] [--videos N] [--captions 32] [--repeats 3] [--flex]
-       [--flex-timeout S] [--naive-repeats N] [--skip-batched-naive]
+       [--flex-timeout S] [--naive-repeats N] [--skip-batched-naive] [--model DIR]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import time
 import numpy as np
 import torch
 
-from hacalib.models import build_toy_model, build_toy_processor, family_of
+from hacalib.models import build_toy_model, build_toy_processor, family_of, load_model
 from hacalib.scoring.pyes import p_yes
 from hacalib.scoring.requests import ScoreRequest, VideoLoader
 
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="timed runs of the batch-1 baseline (default: --repeats); it is also the P(yes) reference")
     ap.add_argument("--skip-batched-naive", action="store_true", help="do not time the batched naive method")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    ap.add_argument("--model", default="", help="small: a saved model folder (either family) instead of the random "
+                    "toy Video-LLaVA")
     args = ap.parse_args(argv)
     if args.repeats < 1 or (args.naive_repeats is not None and args.naive_repeats < 1):
         ap.error("--repeats and --naive-repeats must be >= 1")
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
         device_name = torch.cuda.get_device_name()
         sync = torch.cuda.synchronize
     else:
-        model, processor = build_toy_model(WORDS, seed=0)
+        model, processor = load_model(args.model, dtype="float32") if args.model else build_toy_model(WORDS, seed=0)
         videos, size, dtype = args.videos or 4, 32, "float32"
         device_name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
         sync = lambda: None  # noqa: E731
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "bench": "scoring",
         "shape": args.shape,
+        "model": args.model or ("random weights" if args.shape == "small" else "Video-LLaVA-7B shape, random weights"),
         "device": device_name,
         "dtype": dtype,
         "videos": videos,

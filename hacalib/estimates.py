@@ -1,14 +1,15 @@
 """What a reproduction will cost before it runs: item counts read from the annotation files (no video decoded, no
 toy world rendered) and time estimates from measured throughputs, for `haca reproduce --plan` (`hacalib.plan`).
 
-`SPEEDS` is the one table of throughputs the estimates use, per preset, each with the device it was measured on and
-where the project records it (README "Running on the real data" for the 7B shape; for the toy preset the bench/
-scripts run on the reference CPU and the fine-tuning times of the last toy reproduction). Update it when bench/ is
-re-run. The cost model: scoring a video's c captions takes a + b*c seconds, a line through the two measured `pyes`
-points (pairs/s at two caption counts per video: 1 = one full forward per pair, and 32 packed, at 7B; 2 and 32
-packed at the evaluation's batch for the toy); a generated answer costs `1 / generate`, or, where generation was
-never measured, one full forward a + b (its prefill; the decoding is then not counted: a lower bound); a
-fine-tuning step costs `train_video` per video in it.
+`SPEEDS` is the one table of throughputs the estimates use, per preset and model family (`speeds_for`), each with
+the device it was measured on and where the project records it (README "Running on the real data" for the 7B shape;
+for the toy preset the bench/ scripts run on the reference CPU with the shipped toy bases, and the fine-tuning times
+of the last toy reproduction). Update it when bench/ is re-run. The cost model: scoring a video's c captions takes
+a + b*c seconds, a line through the two measured `pyes` points (pairs/s at two caption counts per video: 1 = one
+full forward per pair, and 32 packed, at 7B; 2 and 32 packed at the evaluation's batch for the toy); a generated
+answer costs `1 / generate`, or, where generation was never measured, one full forward a + b (its prefill; the
+decoding is then not counted: a lower bound); a fine-tuning step costs `train_video` per video in it (the
+objective's own where it was measured).
 
 May import: `hacalib.experiment`, `hacalib.data`, `hacalib.toyworld`, `hacalib.errors`.
 """
@@ -29,9 +30,16 @@ class Speed:
     device: str
     source: str
     per_video: int = 0  # pyes: captions per video it was measured at
+    objective: str = ""  # train_video: the objective it was measured on ("": any)
 
     def describe(self) -> str:
         return f"{self.name} = {self.value:g} {self.unit}; {self.device}; {self.source}"
+
+
+def _toy_train_speeds(seconds: dict[str, float], source: str) -> tuple[Speed, ...]:
+    """train_video per objective from the toy fine-tuning runs' train_seconds (200 steps of 8 videos each)."""
+    return tuple(Speed("train_video", secs / 200 / 8, f"s per video per step ({objective}: {secs:g} s a run)",
+                       REF_CPU, source, objective=objective) for objective, secs in seconds.items())
 
 
 H200 = "NVIDIA H200, Video-LLaVA-7B shape with random weights, bf16"
@@ -59,15 +67,12 @@ SPEEDS: dict[str, tuple[Speed, ...]] = {
         Speed("generate", 14.7, "questions/s (the smoke world's 48 questions on 12 videos, 16 per call, one-word "
               "answers)", REF_CPU, "bench/generation.py --model hacalib/bases/toy-videollava-seed0 --data-root "
               "<smoke toy world>, 2026-12-04 (machine shared, load ~6)"),
-        Speed("train_video", 17.333 / 200 / 8, "s per video per step (entail; haca 0.0117, haca_mask 0.0162)",
-              REF_CPU, "figures/02_runs.md of the last toy reproduction (2026-12-04): entail 17.3 s, haca 18.8 s, "
-              "haca_mask 25.9 s for 200 steps of 8 videos"),
+        *_toy_train_speeds({"entail": 17.333, "haca": 18.751, "haca_mask": 25.900}, "figures/02_runs.md of the "
+                           "toy reproduction of 2026-12-04 (Video-LLaVA, base 0, seed 0)"),
         Speed("pretrain_video", 1432.9 / 4800 / 8, "s per video per pretraining step", REF_CPU,
               "hacalib/bases/toy-videollava-seed0/pretrain.json (train_seconds 1432.9 for 4,800 steps of 8)"),
     ),
 }
-# per objective, relative to entail's (the toy runs of figures/02_runs.md; the 7B figure is haca_mask's for all)
-TOY_OBJECTIVE_FACTOR = {"entail": 1.0, "haca": 18.751 / 17.333, "haca_mask": 25.900 / 17.333}
 NOTES = {
     "videollava-7b": ["QA and corrections: bench/generation.py --shape 7b has not run on a GPU yet, so each answer "
                       "is costed as one full forward (its prefill) and decoding is left out: read it as a lower bound.",
@@ -79,12 +84,21 @@ NOTES = {
 }
 
 
-def speeds_for(preset: str) -> tuple[Speed, ...]:
-    return SPEEDS["toy" if preset == "toy" else "videollava-7b"]
+def speeds_key(preset: str, family: str) -> tuple[str, bool]:
+    """(the SPEEDS entry a preset's family is estimated from, whether it was measured on that family)."""
+    key = "toy" if preset == "toy" else "videollava-7b"
+    own = key if family == "video_llava" else f"{key}-{family}"
+    return (own, True) if own in SPEEDS else (key, False)
 
 
-def _speed(speeds: tuple[Speed, ...], name: str) -> float | None:
-    return next((s.value for s in speeds if s.name == name and s.value > 0), None)
+def speeds_for(preset: str, family: str = "video_llava") -> tuple[Speed, ...]:
+    return SPEEDS[speeds_key(preset, family)[0]]
+
+
+def _speed(speeds: tuple[Speed, ...], name: str, objective: str = "") -> float | None:
+    """The measured value of `name` (for `objective` where one was measured on it, else the generic one)."""
+    found = [s for s in speeds if s.name == name and s.value > 0 and s.objective in (objective, "")]
+    return max(found, key=lambda s: s.objective == objective).value if found else None
 
 
 def scoring_cost(speeds: tuple[Speed, ...]) -> tuple[float, float] | None:
@@ -142,12 +156,11 @@ def estimate_train(speeds: tuple[Speed, ...], exp: Any, objective: str, status: 
         if per_video is None or cfg.pretrain is None or not status.startswith("to pretrain"):
             return None
         return cfg.pretrain.steps * cfg.pretrain.batch_size * per_video
-    per_video = _speed(speeds, "train_video")
+    per_video = _speed(speeds, "train_video", objective)
     if per_video is None:
         return None
-    factor = TOY_OBJECTIVE_FACTOR.get(objective, 1.0) if cfg.pretrain is not None else 1.0
     ft = cfg.finetune
-    return ft.max_steps * ft.batch_size * ft.grad_accum * per_video * factor
+    return ft.max_steps * ft.batch_size * ft.grad_accum * per_video
 
 
 def benchmark_counts(exp: Any) -> tuple[dict[str, Count], str, bool]:

@@ -42,7 +42,7 @@ from .presets import preset as get_preset
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
 BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", "videocon_loglik")
-ENTAIL_BENCHMARKS = ("velociti", "videocon", "ssv2", "corrections")  # the ones that ask the entailment question
+ENTAIL_BENCHMARKS = prompts.ENTAIL_BENCHMARKS  # the ones that ask the entailment question
 
 
 def world_size(smoke: bool) -> str:
@@ -93,6 +93,7 @@ class Experiment:
     family: str = ""  # the model family ('video_llava', 'videochat2'); empty: the preset's first
     model_path: str = ""  # paper preset: the model's folder or hub id instead of the preset's (VideoChat2: required)
     _models: dict = field(default_factory=dict, repr=False)
+    _videos: Any = field(default=None, repr=False)  # `hacalib.models.VideoStore` when the preset keeps videos
     _root: DataRoot | None = field(default=None, repr=False)
     _shard: Any = field(default=None, repr=False)  # this process's share when it is one of the launched ones
     _device: Any = field(default=None, repr=False)  # where its models go then (accelerate's device for this rank)
@@ -222,7 +223,8 @@ class Experiment:
             launch_training(self, base_model, train_cfg, out)
         # finished by the launch (or earlier): returned as it is, exactly as after an in-process run
         return finetune(base_model, self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
-                        progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos)
+                        progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos,
+                        video_store=self.video_store)
 
     def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
                 **overrides: Any) -> Path | None:
@@ -246,6 +248,15 @@ class Experiment:
                                                    dtype=dtype)
             self._move(self._models[key][0])
         return self._models[key]
+
+    @property
+    def video_store(self):
+        """Processed videos shared by this experiment's runs and evaluations (presets that keep them), else None."""
+        if self._videos is None and self.config.keep_videos:
+            from .models import VideoStore
+
+            self._videos = VideoStore()
+        return self._videos
 
     def _move(self, model) -> None:
         import torch
@@ -306,7 +317,10 @@ class Experiment:
             launch_evaluation(self, benchmark, row, seed, mask_ratio, base, overrides, path, progress)
         else:
             model, processor = self.model(row, seed, mask_ratio, base=base, **overrides)
-            df = self._evaluate(benchmark, model, processor, progress)
+            from .scoring.benchmark import evaluate_benchmark  # here: resolving a data root loads no model code
+
+            df = evaluate_benchmark(benchmark, model, processor, self.root, self.config, progress, prompt=self.prompt,
+                                    shard=self._shard, video_store=self.video_store)
             if self._shard is not None:
                 self._shard.wait()  # every process has read the shares back before the first writes the result
             if self._shard is None or self._shard.rank == 0:
@@ -332,42 +346,6 @@ class Experiment:
         which share of every evaluation it scores, `device` where its models go."""
         return replace(self, num_processes=1, accelerate_config="", _models={}, _root=None, _shard=shard,
                        _device=device)
-
-    def _evaluate(self, benchmark: str, model, processor, progress: Path) -> pd.DataFrame:
-        from .scoring import evaluate  # here, so that resolving a data root (notebook 01) loads no model code
-
-        cfg, root = self.config, self.root
-        kw = {"batch_size": cfg.score_batch, "shard": self._shard}
-        if benchmark in ENTAIL_BENCHMARKS:
-            kw["prompt"] = self.prompt
-        progress.mkdir(parents=True, exist_ok=True)
-        if benchmark == "velociti":
-            return evaluate.velociti_items(model, processor, root, limit_per_test=cfg.velociti_per_test,
-                                           resume_file=progress / "velociti.csv", **kw)
-        if benchmark == "videocon":
-            return evaluate.videocon_pairs(model, processor, root, limit=cfg.videocon_heldout,
-                                           duplicates=cfg.duplicates, resume_file=progress / "videocon.csv", **kw)
-        if benchmark == "qa":
-            return evaluate.qa_answers(model, processor, root, limit=cfg.qa_questions,
-                                       resume_file=progress / "qa.jsonl", shard=self._shard)
-        if benchmark == "corrections":
-            return evaluate.correction_answers(model, processor, root, limit=cfg.videocon_heldout,
-                                               duplicates=cfg.duplicates, resume_file=progress / "corrections.jsonl",
-                                               prompt=self.prompt, shard=self._shard)
-        if benchmark == "videocon_loglik":  # the file is used only by a shared evaluation (each share's result)
-            return evaluate.videocon_loglik(model, processor, root, limit=cfg.videocon_heldout,
-                                            duplicates=cfg.duplicates, resume_file=progress / "videocon_loglik.csv",
-                                            **kw)
-        frames = []
-        for name in root.ssv2_names():
-            matrix, scores = evaluate.retrieval_scores(model, processor, root, name,
-                                                       resume_file=progress / f"ssv2_{name}.csv", **kw)
-            long = pd.DataFrame(scores, index=list(matrix.queries), columns=list(matrix.videos)).stack()
-            match = pd.DataFrame(matrix.match, index=list(matrix.queries), columns=list(matrix.videos)).stack()
-            frames.append(pd.DataFrame({"benchmark": name, "query": long.index.get_level_values(0),
-                                        "video": long.index.get_level_values(1), "p_yes": long.to_numpy(),
-                                        "match": match.to_numpy().astype(int)}))
-        return pd.concat(frames, ignore_index=True)
 
     def collect(self, benchmark: str, runs: list[tuple[str, int, int]] | None = None,
                 log: Callable[[str], None] | None = None) -> dict[tuple[str, int, int], pd.DataFrame]:

@@ -26,7 +26,8 @@ from .experiment import BENCHMARKS, Experiment
 from .presets import family_slug
 from .reproduce import ReproduceConfig, notebook_parameters, validate
 from .study import resolve_families
-from .estimates import NOTES, Count, benchmark_counts, estimate_eval, estimate_train, speeds_for
+from .estimates import (NOTES, Count, benchmark_counts, estimate_eval, estimate_train, speeds_for,
+                        speeds_key)
 
 GENERATION = {"qa", "corrections"}
 
@@ -61,7 +62,7 @@ class Plan:
     data_note: str
     counts: dict[str, Count]
     steps: list[Step] = field(default_factory=list)
-    speeds: list = field(default_factory=list)
+    speeds: dict = field(default_factory=dict)  # family -> the measured speeds its estimates use
     train_steps: tuple = (0, 0)  # optimizer steps of a fine-tuning run, videos per step
     processes: int = 1  # --num-processes: each run and evaluation under accelerate launch in this many processes
     families: tuple = ("video_llava",)  # model families, each with all the steps
@@ -172,8 +173,9 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
     counts, data_note, world_ready = benchmark_counts(exps[0])
     ft = exps[0].config.finetune
     plan = Plan(cfg.preset, cfg.smoke, str(exps[0].root_path), str(cfg.cache_dir), chosen, data_note, counts,
-                speeds=speeds_for(cfg.preset), train_steps=(ft.max_steps, ft.batch_size * ft.grad_accum),
-                processes=cfg.num_processes, families=families)
+                speeds={f: speeds_for(cfg.preset, f) for f in families},
+                train_steps=(ft.max_steps, ft.batch_size * ft.grad_accum), processes=cfg.num_processes,
+                families=families)
     for exp in exps:
         _plan_family(plan, exp, chosen, notebook_parameters(cfg), world_ready)
     return plan
@@ -182,7 +184,8 @@ def make_plan(cfg: ReproduceConfig) -> Plan:
 def _plan_family(plan: Plan, exp: Experiment, chosen: list[str], params: dict, world_ready: bool) -> None:
     """Append one model family's steps to `plan`: its base models, fine-tuning runs and evaluations."""
     data_ok = world_ready and DataRoot(exp.root_path).videocon_csv.is_file()  # `exp.root` would build a world
-    speeds, counts, family = plan.speeds, plan.counts, exp.family
+    counts, family = plan.counts, exp.family
+    speeds = plan.speeds[family]
     seen: set = set()
     base_status: dict[int, str] = {}
     run_status: dict[tuple, str] = {}
@@ -265,8 +268,10 @@ def render(plan: Plan) -> str:
     for n in names:
         todo = [s for s in evals if s.benchmark == n and s.status != "cached"]
         c = plan.counts.get(n)
-        per = estimate_eval(plan.speeds, n, c, "to run") if c else None
-        out.append(f"  {n:16s} {len(todo):3d} models x {_duration(per, plan.preset)} = "
+        per = ", ".join(f"{_duration(estimate_eval(sp, n, c, 'to run') if c else None, plan.preset)}"
+                        + (f" ({FAMILY_LABELS.get(f, f)})" if len(plan.speeds) > 1 else "")
+                        for f, sp in plan.speeds.items())
+        out.append(f"  {n:16s} {len(todo):3d} models x {per} = "
                    f"{_duration(_sum([s.seconds for s in todo]), plan.preset)}")
     todo_runs = [s for s in runs if s.status != "cached"] + [s for s in bases if s.status.startswith("to pretrain")]
     out.append(f"  {'training':16s} {len(todo_runs):3d} runs            = "
@@ -276,12 +281,15 @@ def render(plan: Plan) -> str:
     out.append(f"  {'total':16s} {_duration(total, plan.preset)}"
                + (f" (+ {unknown} steps whose time is unknown)" if unknown else ""))
     out += ["", "Speeds (measured; every estimate above is derived from these)"]
-    out += [f"  {sp.describe()}" for sp in plan.speeds]
+    for family, speeds in plan.speeds.items():
+        measured = speeds_key(plan.preset, family)[1]
+        if len(plan.speeds) > 1:
+            out.append(f"  {FAMILY_LABELS.get(family, family)}:")
+        out += [f"  {sp.describe()}" for sp in speeds]
+        if not measured:
+            out.append(f"  Note: no speed of {FAMILY_LABELS.get(family, family)} is recorded for this preset yet: "
+                       f"its times are estimated from the speeds above, measured on Video-LLaVA.")
     out += [f"  Note: {n}" for n in NOTES["toy" if plan.preset == "toy" else "videollava-7b"]]
-    if "videochat2" in plan.families:
-        out.append("  Note: VideoChat2's times are estimated from the speeds above, measured on Video-LLaVA (no "
-                   "VideoChat2 speed is recorded yet); the toy VideoChat2 hands its language model 32 video tokens, "
-                   "not 136, so its estimates are on the high side.")
     return "\n".join(out)
 
 

@@ -29,6 +29,7 @@ class Preset:
     videocon_heldout: int | None = None  # held-out VideoCon rows (None: all)
     qa_questions: int | None = None  # MSRVTT-QA questions (None: all)
     score_batch: int = 16  # packed sequences per forward when scoring
+    keep_videos: bool = False  # processed videos kept in memory across an experiment's models (small videos only)
     mask_ratios: tuple = (0.0, 0.15, 0.30, 0.45, 0.60)
     duplicates: str = "error"  # VideoCon rows repeated exactly: 'error', 'drop' (counted in finetune.json) or 'keep'
     missing_videos: str = "error"  # training rows whose video is absent: 'error' or 'skip' (counted in finetune.json)
@@ -72,7 +73,7 @@ def _toy(smoke: bool, family: str) -> Preset:
                                     **pretrain_family),
             finetune=TrainConfig(max_steps=8, batch_size=4, warmup_steps=2, lr=2e-3, log_every=2,
                                  checkpoint_every=1000),
-            velociti_per_test=6, videocon_heldout=14, qa_questions=12, score_batch=8,
+            velociti_per_test=6, videocon_heldout=14, qa_questions=12, score_batch=8, keep_videos=True,
         )
     # 3 base models x 2 fine-tuning seeds: the base model is the larger source of variance (PROTOCOL "Intervals")
     return Preset(
@@ -80,7 +81,7 @@ def _toy(smoke: bool, family: str) -> Preset:
         pretrain=PretrainConfig(**pretrain_family),
         finetune=TrainConfig(max_steps=200, batch_size=8, warmup_steps=20, lr=2e-3, log_every=10,
                              checkpoint_every=100),
-        velociti_per_test=None, videocon_heldout=None, qa_questions=None, score_batch=16,
+        velociti_per_test=None, videocon_heldout=None, qa_questions=None, score_batch=16, keep_videos=True,
     )
 
 

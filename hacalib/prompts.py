@@ -128,6 +128,7 @@ class EntailPrompt:
 
 
 DEFAULT_ENTAIL_PROMPT = "haca"
+ENTAIL_BENCHMARKS = ("velociti", "videocon", "ssv2", "corrections")  # the benchmarks that ask it
 
 # katha-ai/VELOCITI, branch velociti_v1 (commit 109b117ba093d7c76adbb064d31d27d3ca303ca0, the arXiv v1 evaluation),
 # video_llava/entailment.py: its Video-LLaVA template, verbatim but for the placeholder's name.

@@ -89,3 +89,37 @@ def test_caption_loglik_readout_scores_each_pair_on_its_video_and_on_another(exp
     readout = readout_per_item(pairs, ll)
     assert list(readout.columns) == ["misalignment", "p_yes", "loglik", "loglik_other_video"]
     assert readout["loglik"].tolist() == (ll["ll_true"] > ll["ll_false"]).astype(float).tolist()
+
+
+def test_kept_videos_are_decoded_once_and_change_no_result(exp, tmp_path, monkeypatch):
+    """The toy preset's VideoStore: a second model reads the first one's processed videos (no decoding), and results
+    and adapters equal those made without the store."""
+    import hacalib.data.video as video
+    from hacalib.models import VideoStore, processing_fingerprint
+    from hacalib.scoring.benchmark import evaluate_benchmark
+
+    assert exp.config.keep_videos and isinstance(exp.video_store, VideoStore)
+    model, processor = exp.model("pretrained")
+    store = VideoStore()
+    run = lambda name, s: evaluate_benchmark("velociti", model, processor, exp.root, exp.config,  # noqa: E731
+                                             tmp_path / name, prompt="haca", video_store=s)
+    plain, first = run("plain", None), run("first", store)
+    assert len(store) > 0
+    decoded = []
+    original = video.read_video
+    monkeypatch.setattr(video, "read_video", lambda *a, **k: decoded.append(a) or original(*a, **k))
+    second = run("second", store)
+    assert decoded == []  # every video came from the store
+    for df in (first, second):
+        assert df.equals(plain)
+    # another processing never shares a shelf: the fingerprint sees the frame count
+    assert processing_fingerprint(processor, 8) != processing_fingerprint(processor, 4)
+
+    # training through the store: the same adapter bytes as without it
+    cfg = exp.config
+    outs = [finetune_mod.finetune(exp.base_model(), exp.root, exp.train_config("haca", 0), cfg.model,
+                                  tmp_path / name, tagger=exp.tagger(), progress=False, video_store=s)
+            for name, s in (("without", None), ("with", store))]
+    assert len(store.shelf(processor, "train")) > 0
+    a, b = ((o / "adapter_model.safetensors").read_bytes() for o in outs)
+    assert a == b

@@ -13,10 +13,12 @@ from .family import VideoLLMFamily, unwrap
 from .loading import (
     MODELS,
     ModelSpec,
+    VideoStore,
     load_model,
     num_video_tokens,
     preprocess_videos,
     processed_video_fn,
+    processing_fingerprint,
     resolve_dtype,
     save_model,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "VIDEOLLAVA_7B_REVISION",
     "ModelSpec",
     "VideoLLMFamily",
+    "VideoStore",
     "add_lora",
     "answer_token_ids",
     "build_toy_model",
@@ -51,6 +54,7 @@ __all__ = [
     "num_video_tokens",
     "preprocess_videos",
     "processed_video_fn",
+    "processing_fingerprint",
     "prompt_ids",
     "register",
     "resolve_dtype",

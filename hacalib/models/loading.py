@@ -9,6 +9,7 @@ May import: torch, `hacalib.io`, `.family` and the family modules.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +128,42 @@ def processed_video_fn(processor: Any, num_frames: int = 8):
         return family.preprocess(processor, [read_video(path, num_frames=num_frames)])[0]
 
     return fn
+
+
+def processing_fingerprint(processor: Any, num_frames: int = 8) -> str:
+    """What `processed_video_fn(processor, num_frames)` makes of frames, as a short key: the family, the frame count
+    and a hash of a fixed probe video after the processor (its size, crop and normalisation all show in it)."""
+    probe = (torch.arange(num_frames * 24 * 24 * 3) * 7 % 256).to(torch.uint8).reshape(num_frames, 24, 24, 3)
+    family = family_of(processor)
+    pixels = family.preprocess(processor, [probe.numpy()])[0].contiguous()
+    return f"{family.name}/{num_frames}/{hashlib.sha256(pixels.numpy().tobytes()).hexdigest()[:16]}"
+
+
+class VideoStore:
+    """Processed videos kept in memory across the models one experiment trains and evaluates, so each video file is
+    decoded once per process, not once per model (the toy preset: ~300 MB for one family's videos; a paper preset
+    keeps none, a 7B model's processed video being ~5 MB). Shelves are per processing fingerprint, so models whose
+    processors differ never share a tensor, and per group: a benchmark's videos are keyed by its request keys
+    (`hacalib.scoring.requests.ScoreRequest.key`), which need not be unique across benchmarks."""
+
+    def __init__(self) -> None:
+        self._shelves: dict[tuple[str, str], dict] = {}
+
+    def shelf(self, processor: Any, group: str, num_frames: int = 8) -> dict:
+        """The dict of processed videos of `group` for this processor (a `video_cache` for the scoring functions)."""
+        return self._shelves.setdefault((processing_fingerprint(processor, num_frames), group), {})
+
+    def video_fn(self, processor: Any, num_frames: int = 8):
+        """`processed_video_fn(processor, num_frames)`, each path's tensor kept on the 'train' shelf."""
+        shelf, fn = self.shelf(processor, "train", num_frames), processed_video_fn(processor, num_frames)
+
+        def cached(path: Path) -> torch.Tensor:
+            key = str(path)
+            if key not in shelf:
+                shelf[key] = fn(path)
+            return shelf[key]
+
+        return cached
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._shelves.values())

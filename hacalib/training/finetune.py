@@ -29,7 +29,8 @@ from ..data.integrity import check_videos
 from ..data.layout import DataRoot
 from ..errors import DataError
 from ..io import read_json
-from ..models import add_lora, answer_token_ids, family_of, load_model, num_video_tokens, processed_video_fn
+from ..models import (VideoStore, add_lora, answer_token_ids, family_of, load_model, num_video_tokens,
+                      processed_video_fn)
 from .datasets import training_data
 from .examples import build_examples, count_by_kind, encode
 from .feature_cache import VisionFeatureCache, vision_is_frozen
@@ -161,6 +162,7 @@ def finetune(
     duplicates: str = "error",
     missing_videos: str = "error",
     global_batch: bool = False,
+    video_store: VideoStore | None = None,
 ) -> Path:
     """Train a LoRA adapter for `cfg.objective` and return `out_dir` (adapter + finetune.json + metrics.jsonl).
 
@@ -180,6 +182,8 @@ def finetune(
         global_batch: under several processes, `cfg.batch_size` x `cfg.grad_accum` is the whole step, shared among
             them (`split_step`: the same examples per step as one process, and the same cache key); default False:
             `cfg.batch_size` is per process, as the loop reads it. finetune.json records the process count (> 1).
+        video_store: a `hacalib.models.VideoStore` whose processed videos this run reads and adds to (runs of one
+            experiment decode each video once); None: decoded by this run (the pixels are the same).
     """
     root = data_root if isinstance(data_root, DataRoot) else DataRoot(data_root)
     out = Path(out_dir)
@@ -202,6 +206,8 @@ def finetune(
     answer_ids = answer_token_ids(tok, family.template)
     encoded = [encode(e, tok, n_video, answer_ids=answer_ids, template=family.template) for e in examples]
     vision_cache, pixel_cache, need_pixels = None, cfg.max_cached_videos, None
+    video_fn = (processed_video_fn(processor, model_cfg.num_frames) if video_store is None
+                else video_store.video_fn(processor, model_cfg.num_frames))  # the same pixels either way
     if cfg.packed and cfg.cache_vision_features:  # the frozen vision tower once per video, not once per epoch
         identity = json.dumps({"base": base_model_id(base_model), "revision": model_cfg.revision,
                                "dtype": model_cfg.dtype, "frames": model_cfg.num_frames,
@@ -213,8 +219,7 @@ def finetune(
             pixel_cache, need_pixels = 0, (lambda key, cache=vision_cache: not cache.has(key))
     # packed (default): a video's targets behind one shared prefix (DESIGN.md section 7)
     dataset, collate = training_data(
-        encoded, [str(e.video) for e in examples], processed_video_fn(processor, model_cfg.num_frames),
-        packed=cfg.packed, pad_id=tok.pad_token_id, attn_implementation=family.attn_implementation(model),
+        encoded, [str(e.video) for e in examples], video_fn, packed=cfg.packed, pad_id=tok.pad_token_id, attn_implementation=family.attn_implementation(model),
         source=root.videocon_csv, max_segments=cfg.max_segments, max_cached_videos=pixel_cache,
         need_pixels=need_pixels, video_keys=cfg.packed and cfg.cache_vision_features)
 
