@@ -36,16 +36,28 @@ class Speed:
         return f"{self.name} = {self.value:g} {self.unit}; {self.device}; {self.source}"
 
 
-def _toy_train_speeds(seconds: dict[str, float], source: str) -> tuple[Speed, ...]:
-    """train_video per objective from the toy fine-tuning runs' train_seconds (200 steps of 8 videos each)."""
-    return tuple(Speed("train_video", secs / 200 / 8, f"s per video per step ({objective}: {secs:g} s a run)",
-                       REF_CPU, source, objective=objective) for objective, secs in seconds.items())
+def _toy_speeds(slug: str, *, pyes: tuple[float, float], generate: float, train: dict[str, float],
+                pretrain: float) -> tuple[Speed, ...]:
+    """One toy family's speeds, measured on the reference CPU with its shipped base 0 (`hacalib/bases/toy-<slug>-
+    seed0`): P(yes) at 2 and 32 captions per video, QA answers, fine-tuning seconds per objective (200 steps of 8
+    videos), pretraining seconds (4,800 steps of 8; the idle seed's where another job shared the machine)."""
+    base, day = f"hacalib/bases/toy-{slug}-seed0", "2026-12-04, idle machine"
+    return (
+        *(Speed("pyes", rate, f"pairs/s at {c} captions per video (packed, 16 videos per forward)", REF_CPU,
+                f"bench/scoring.py --model {base} --videos 16 --captions {c} --packed-batch 16, {day}", c)
+          for c, rate in zip((2, 32), pyes)),
+        Speed("generate", generate, "questions/s (the toy world's 1,200 QA questions on 300 videos, 16 per call, "
+              "one-word answers)", REF_CPU, f"bench/generation.py --model {base} --data-root <toy world>, {day}"),
+        *(Speed("train_video", secs / 200 / 8, f"s per video per step ({objective}: {secs:g} s a run)", REF_CPU,
+                f"figures/02_runs.md of the toy reproduction ({slug}, base 0, seed 0)", objective=objective)
+          for objective, secs in train.items()),
+        Speed("pretrain_video", pretrain / 4800 / 8, "s per video per pretraining step", REF_CPU,
+              f"hacalib/bases/toy-{slug}-seed*/pretrain.json (train_seconds {pretrain:g} for 4,800 steps of 8)"),
+    )
 
 
 H200 = "NVIDIA H200, Video-LLaVA-7B shape with random weights, bf16"
 REF_CPU = "Intel Xeon (AVX-512), 2 torch threads, the reference 2-core machine"
-# The toy rates were measured while other jobs loaded the 2 cores (load average ~6): expect the toy estimate to run
-# long against an idle machine (README: the whole toy reproduction took 26.5 minutes there).
 SPEEDS: dict[str, tuple[Speed, ...]] = {
     "videollava-7b": (
         Speed("pyes", 13.0, "pairs/s at 1 caption per video (one full forward per pair, batch 1)", H200,
@@ -57,21 +69,10 @@ SPEEDS: dict[str, tuple[Speed, ...]] = {
               H200 + ", torch 2.11 / transformers 5.17",
               "README 'Running on the real data' (bench/train_loop.py --shape 7b --batch 1: 0.40 s a step)"),
     ),
-    "toy": (
-        Speed("pyes", 84.9, "pairs/s at 2 captions per video (packed, 16 videos per forward)", REF_CPU,
-              "bench/scoring.py --shape small --videos 16 --captions 2 --packed-batch 16, 2026-12-04 (machine "
-              "shared, load ~6)", 2),
-        Speed("pyes", 379.6, "pairs/s at 32 captions per video (packed, 16 videos per forward)", REF_CPU,
-              "bench/scoring.py --shape small --videos 16 --captions 32 --packed-batch 16, 2026-12-04 (machine "
-              "shared, load ~6)", 32),
-        Speed("generate", 14.7, "questions/s (the smoke world's 48 questions on 12 videos, 16 per call, one-word "
-              "answers)", REF_CPU, "bench/generation.py --model hacalib/bases/toy-videollava-seed0 --data-root "
-              "<smoke toy world>, 2026-12-04 (machine shared, load ~6)"),
-        *_toy_train_speeds({"entail": 17.333, "haca": 18.751, "haca_mask": 25.900}, "figures/02_runs.md of the "
-                           "toy reproduction of 2026-12-04 (Video-LLaVA, base 0, seed 0)"),
-        Speed("pretrain_video", 1432.9 / 4800 / 8, "s per video per pretraining step", REF_CPU,
-              "hacalib/bases/toy-videollava-seed0/pretrain.json (train_seconds 1432.9 for 4,800 steps of 8)"),
-    ),
+    "toy": _toy_speeds("videollava", pyes=(587.8, 2740.3), generate=426.7,
+                       train={"entail": 21.1, "haca": 21.3, "haca_mask": 30.1}, pretrain=512.6),
+    "toy-videochat2": _toy_speeds("videochat2", pyes=(993.6, 2787.6), generate=539.9,
+                                  train={"entail": 15.1, "haca": 16.9, "haca_mask": 23.9}, pretrain=530.1),
 }
 NOTES = {
     "videollava-7b": ["QA and corrections: bench/generation.py --shape 7b has not run on a GPU yet, so each answer "
@@ -79,8 +80,8 @@ NOTES = {
                       "Training: every objective is costed at the measured haca_mask step (3 targets per video); "
                       "entail and haca pack 2 targets per video, a little less."],
     "toy": ["Corrections are costed at the QA rate (one-word answers); a correction is a caption, so more decoding.",
-            "The toy rates were measured on a shared, loaded machine (load average ~6 on 2 cores); on an idle one "
-            "the whole toy reproduction took 26.5 minutes (README)."],
+            "The rates time the model only: decoding each video (once per notebook and family), loading models and "
+            "starting notebook kernels come on top (README gives the measured time of the whole toy reproduction)."],
 }
 
 
