@@ -87,7 +87,11 @@ def test_the_toy_plan_on_an_empty_cache_lists_every_run_and_builds_nothing(tmp_p
     assert "1,400 pairs on 700 videos" in text and "2,430 pairs on 270 videos" in text
     assert "<= 1,200 questions on 300 videos" in text and "velociti         unknown on 300 videos" in text
     assert "Evaluations (236 results" in text  # per family: velociti for 30 models, 4 benchmarks x 21, loglik x 4
-    assert "CPU minutes" in text and "bench/scoring.py --shape small" in text and "figures/02_runs.md" in text
+    assert "CPU minutes" in text and "figures/02_runs.md" in text
+    # each family's estimates come from its own measured speeds
+    for slug in ("videollava", "videochat2"):
+        assert f"bench/scoring.py --model hacalib/bases/toy-{slug}-seed0" in text
+    assert "Video-LLaVA:" in text and "VideoChat2:" in text and "no speed of" not in text
 
 
 def test_the_plan_follows_only_and_seeds(tmp_path):
@@ -190,3 +194,13 @@ def test_the_generation_bench_prints_its_json_line(tmp_path, capsys):
                          "--threads", "1"])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
     assert result["bench"] == "generation" and result["questions"] == 6 and result["questions_per_s"] > 0
+
+
+def test_a_run_is_costed_at_its_own_objective_and_family():
+    from hacalib.estimates import _speed, speeds_for, speeds_key
+
+    chat2 = speeds_for("toy", "videochat2")
+    assert _speed(chat2, "train_video", "haca_mask") > _speed(chat2, "train_video", "entail")  # its 3rd target
+    assert _speed(speeds_for("videollava-7b"), "train_video", "haca") == 0.40  # one measured step for every objective
+    assert speeds_key("toy", "videochat2") == ("toy-videochat2", True)
+    assert speeds_key("videochat2-7b", "videochat2") == ("videollava-7b", False)  # no VideoChat2-7B speed yet
