@@ -70,9 +70,9 @@ SPEEDS: dict[str, tuple[Speed, ...]] = {
               "README 'Running on the real data' (bench/train_loop.py --shape 7b --batch 1: 0.40 s a step)"),
     ),
     "toy": _toy_speeds("videollava", pyes=(587.8, 2740.3), generate=426.7,
-                       train={"entail": 21.1, "haca": 21.3, "haca_mask": 30.1}, pretrain=512.6),
+                       train={"entail": 20.3, "haca": 16.9, "haca_mask": 24.3}, pretrain=512.6),
     "toy-videochat2": _toy_speeds("videochat2", pyes=(993.6, 2787.6), generate=539.9,
-                                  train={"entail": 15.1, "haca": 16.9, "haca_mask": 23.9}, pretrain=530.1),
+                                  train={"entail": 15.4, "haca": 12.4, "haca_mask": 19.2}, pretrain=530.1),
 }
 NOTES = {
     "videollava-7b": ["QA and corrections: bench/generation.py --shape 7b has not run on a GPU yet, so each answer "

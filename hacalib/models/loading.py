@@ -139,6 +139,15 @@ def processing_fingerprint(processor: Any, num_frames: int = 8) -> str:
     return f"{family.name}/{num_frames}/{hashlib.sha256(pixels.numpy().tobytes()).hexdigest()[:16]}"
 
 
+class _Shelf(dict):
+    """A dict of processed videos that keeps only keys naming a file: a request holding frames in memory is keyed by
+    its object's id (`ScoreRequest.key`), which a later object may reuse, so it is never kept beyond one call."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not (isinstance(key, tuple) and key[:1] == ("frames",)):
+            super().__setitem__(key, value)
+
+
 class VideoStore:
     """Processed videos kept in memory across the models one experiment trains and evaluates, so each video file is
     decoded once per process, not once per model (the toy preset: ~300 MB for one family's videos; a paper preset
@@ -151,7 +160,7 @@ class VideoStore:
 
     def shelf(self, processor: Any, group: str, num_frames: int = 8) -> dict:
         """The dict of processed videos of `group` for this processor (a `video_cache` for the scoring functions)."""
-        return self._shelves.setdefault((processing_fingerprint(processor, num_frames), group), {})
+        return self._shelves.setdefault((processing_fingerprint(processor, num_frames), group), _Shelf())
 
     def video_fn(self, processor: Any, num_frames: int = 8):
         """`processed_video_fn(processor, num_frames)`, each path's tensor kept on the 'train' shelf."""

@@ -56,12 +56,14 @@ class VideoLoader:
 
     def __call__(self, request: ScoreRequest) -> torch.Tensor:
         key = request.key()
-        if key not in self.cache:
+        video = self.cache.get(key)
+        if video is None:
             if isinstance(request.video, (str, Path)):
-                self.cache[key] = self._from_file(Path(request.video))
+                video = self._from_file(Path(request.video))
             else:
-                self.cache[key] = preprocess_videos(self.processor, [np.asarray(request.video)])[0]
-        return self.cache[key]
+                video = preprocess_videos(self.processor, [np.asarray(request.video)])[0]
+            self.cache[key] = video  # a shared cache may decline it (`hacalib.models.VideoStore`)
+        return video
 
 
 def group_by_video(requests: Sequence[ScoreRequest]) -> list[list[int]]:
