@@ -171,8 +171,10 @@ def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: flo
         grid.map_dataframe(panel)
         grid.set_titles("{col_name}")
         grid.set_axis_labels(xlabel, ylabel)
-        if families != [None]:
-            grid.add_legend()
         grid.figure.suptitle(title + ("  (dashed: chance)" if chance is not None else ""), y=1.02)
         grid.figure.tight_layout()
+        if families != [None]:  # below the panels, off every curve
+            grid.add_legend()
+            sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(families), title=None,
+                            frameon=False)
     return grid.figure
