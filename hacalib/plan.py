@@ -220,7 +220,7 @@ def _duration(seconds: float | None, preset: str) -> str:
     if seconds is None:
         return "unknown"
     if preset == "toy":
-        return f"{seconds / 60:.1f} min"
+        return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
     return f"{seconds / 60:.1f} GPU-min" if seconds < 360 else f"{seconds / 3600:.2f} GPU-h"
 
 
