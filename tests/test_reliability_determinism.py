@@ -60,6 +60,9 @@ def _smoke_experiment(cache: Path, monkeypatch=None) -> dict:
     if monkeypatch is None:
         ssv2 = exp.per_item("ssv2", "haca", 0)
     else:
+        # videos not kept across calls: the decodes counted show which videos the resumed call scores
+        monkeypatch.setattr(exp, "_videos", None)
+        monkeypatch.setattr(Experiment, "video_store", property(lambda self: self._videos))
         # a forward scores `score_batch` (8) videos: interrupted in the second one, the first 8 are kept
         ssv2, kept, decoded = _interrupted_then_resumed(exp, monkeypatch, after=12)
         assert len(kept) == 8 and not kept & set(decoded)  # finished videos are not scored again

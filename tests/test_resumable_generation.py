@@ -239,8 +239,9 @@ def test_experiment_qa_resumes_after_an_interruption(setup, tmp_path, monkeypatc
     _, model_dir, _ = setup
     every_question = experiment.get_preset
     # all 48 smoke questions (12 videos): three calls of 16, so an interruption can fall between calls
-    monkeypatch.setattr(experiment, "get_preset", lambda name, smoke: replace(every_question(name, smoke=smoke),
-                                                                              qa_questions=None))
+    # (videos not kept across calls: the decodes counted below are what shows a finished video is not asked again)
+    monkeypatch.setattr(experiment, "get_preset", lambda name, smoke, family=None: replace(
+        every_question(name, smoke=smoke, family=family), qa_questions=None, keep_videos=False))
 
     def experiment_in(cache: Path) -> Experiment:
         exp = Experiment(preset="toy", cache_dir=str(cache), seeds=(0,), smoke=True)
@@ -283,7 +284,7 @@ def test_experiment_qa_resumes_after_an_interruption(setup, tmp_path, monkeypatc
 def test_experiment_corrections_go_through_the_answers_file(setup, tmp_path, monkeypatch):
     """The corrections evaluation writes its answers file with the correction length (48 new tokens) and gives the
     answers the plain path gives."""
-    import hacalib.experiment as experiment
+    import hacalib.scoring.benchmark as benchmark
     from hacalib.experiment import Experiment
     from hacalib.scoring import evaluate
 
@@ -291,14 +292,14 @@ def test_experiment_corrections_go_through_the_answers_file(setup, tmp_path, mon
     exp = Experiment(preset="toy", cache_dir=str(tmp_path / "cache"), seeds=(0,), smoke=True)
     monkeypatch.setattr(exp, "base_model", lambda base=None: model_dir)
     seen = []
-    original = experiment.Experiment._evaluate
+    original = benchmark.evaluate_benchmark
 
-    def keep_header(self, benchmark, model, processor, progress):
-        df = original(self, benchmark, model, processor, progress)
+    def keep_header(name, model, processor, root, preset, progress, **kw):
+        df = original(name, model, processor, root, preset, progress, **kw)
         seen.append(json.loads((progress / "corrections.jsonl").read_text().splitlines()[0]))
         return df
 
-    monkeypatch.setattr(experiment.Experiment, "_evaluate", keep_header)
+    monkeypatch.setattr(benchmark, "evaluate_benchmark", keep_header)
     got = exp.per_item("corrections", "pretrained")
     assert seen[0]["generation"]["max_new_tokens"] == 48 and seen[0]["requests"]["count"] == len(got) == 14
     model, proc = exp.model("pretrained")

@@ -218,7 +218,7 @@ def project(tmp_path) -> Path:
     (["--seeds", "a,b"], "expected comma-separated non-negative integers"),
     (["--seeds", "1,1"], "a seed is repeated"),
     (["--only", "99"], "matches 0 notebooks"),
-    (["--data-root", "/nonexistent"], "is for the paper preset"),
+    (["--data-root", "/nonexistent"], "is for a paper preset"),
     (["--preset", "videollava-7b"], "needs --data-root"),
     (["--preset", "videollava-7b", "--data-root", "/nonexistent"], "is not a folder"),
 ])
