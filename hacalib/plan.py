@@ -25,7 +25,7 @@ from .errors import DataError
 from .experiment import BENCHMARKS, Experiment
 from .presets import family_slug
 from .reproduce import ReproduceConfig, notebook_parameters, validate
-from .study import resolve_families
+from .study import Study
 from .estimates import (NOTES, Count, benchmark_counts, estimate_eval, estimate_train, speeds_for,
                         speeds_key)
 
@@ -165,11 +165,11 @@ def _eval_status(exp: Experiment, benchmark: str, row: str, base: int, seed: int
 def make_plan(cfg: ReproduceConfig) -> Plan:
     """The plan of `haca reproduce` with these settings (validated as `reproduce` validates them)."""
     chosen = [p.stem for p in validate(cfg)]
-    families = resolve_families(cfg.preset, cfg.families)
-    exps = [Experiment(preset=cfg.preset, family=family, data_root=cfg.data_root, cache_dir=str(cfg.cache_dir),
-                       smoke=cfg.smoke, seeds=None if cfg.seeds is None else tuple(cfg.seeds),
-                       retrain_base=cfg.retrain_base, model_path=cfg.model_path,
-                       base_seeds=None if cfg.base_seeds is None else tuple(cfg.base_seeds)) for family in families]
+    study = Study.of(preset=cfg.preset, families=cfg.families, data_root=cfg.data_root, cache_dir=str(cfg.cache_dir),
+                     smoke=cfg.smoke, seeds=None if cfg.seeds is None else tuple(cfg.seeds),
+                     retrain_base=cfg.retrain_base, model_path=cfg.model_path,
+                     base_seeds=None if cfg.base_seeds is None else tuple(cfg.base_seeds))
+    families, exps = tuple(study.families), [exp for _, exp in study.items()]
     counts, data_note, world_ready = benchmark_counts(exps[0])
     ft = exps[0].config.finetune
     plan = Plan(cfg.preset, cfg.smoke, str(exps[0].root_path), str(cfg.cache_dir), chosen, data_note, counts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,12 @@ def _smoke_experiment(cache: Path, monkeypatch=None) -> dict:
         ssv2 = exp.per_item("ssv2", "haca", 0)
     else:
         # videos not kept across calls: the decodes counted show which videos the resumed call scores
-        monkeypatch.setattr(exp, "_videos", None)
-        monkeypatch.setattr(Experiment, "video_store", property(lambda self: self._videos))
+        import hacalib.experiment as experiment
+
+        preset = experiment.get_preset
+        monkeypatch.setattr(experiment, "get_preset", lambda name, smoke, family=None: replace(
+            preset(name, smoke=smoke, family=family), keep_videos=False))
+        assert exp.video_store is None
         # a forward scores `score_batch` (8) videos: interrupted in the second one, the first 8 are kept
         ssv2, kept, decoded = _interrupted_then_resumed(exp, monkeypatch, after=12)
         assert len(kept) == 8 and not kept & set(decoded)  # finished videos are not scored again
