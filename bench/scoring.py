@@ -10,9 +10,11 @@ prints one JSON line last: {"bench", "device", "baseline_per_s", "improved_per_s
   --skip-batched-naive);
 - improved: method="packed" — the vision tower once per video, one packed sequence per video (dense block
   mask), lm_head at the answer positions only;
-- cascade: method="cascade" — the video's prefix once (causal, no mask), its captions as a batch of segments
-  attending to the kept prefix keys/values (`cascade_per_s`, `cascade_vs_packed` = its speed over packed's,
-  `max_abs_diff_cascade` against the baseline);
+- cascade: method="cascade" — the forward's videos' prefixes once (causal, no mask), all their captions as one
+  row of segments attending to their video's kept prefix keys/values (`cascade_per_s`, `cascade_vs_packed` =
+  its speed over packed's, `max_abs_diff_cascade` against the baseline);
+- with --packed-batch B1,B2,...: packed and cascade at each number of videos per forward (`by_batch`, keyed by
+  it); the headline keys above are the first.
 - flex (--flex, timed last): the packed method with a FlexAttention block mask (`improved_flex_per_s`; a
   failure, or running past --flex-timeout seconds, is reported as `flex_error`, the other numbers stand).
 
@@ -27,7 +29,7 @@ Shapes:
   are a few tokens shorter than real ones. Needs CUDA; never built on the CPU.
 
 Usage: python bench/scoring.py [--shape small|7b] [--videos N] [--captions 32] [--repeats 3] [--flex]
-       [--flex-timeout S] [--naive-repeats N] [--skip-batched-naive] [--model DIR]
+       [--flex-timeout S] [--naive-repeats N] [--skip-batched-naive] [--packed-batch 1,4] [--model DIR]
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--captions", type=int, default=32, help="captions per video")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per method (median reported)")
     ap.add_argument("--naive-batch", type=int, default=8, help="pairs per forward for the batched naive method")
-    ap.add_argument("--packed-batch", type=int, default=1, help="packed sequences (videos) per forward")
+    ap.add_argument("--packed-batch", default="1", help="videos per forward of packed and cascade; a comma list "
+                    "times both at each (the first gives the headline numbers)")
     ap.add_argument("--flex", action="store_true", help="also time the packed method with a FlexAttention block mask")
     ap.add_argument("--flex-timeout", type=int, default=0, help="give up on flex after this many seconds (0: never)")
     ap.add_argument("--naive-repeats", type=int, default=None,
@@ -127,6 +130,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.repeats < 1 or (args.naive_repeats is not None and args.naive_repeats < 1):
         ap.error("--repeats and --naive-repeats must be >= 1")
+    try:
+        batches = [int(b) for b in args.packed_batch.split(",")]
+    except ValueError:
+        ap.error(f"--packed-batch takes a comma list of integers, got {args.packed_batch!r}")
+    if min(batches) < 1:
+        ap.error("--packed-batch values must be >= 1")
     torch.set_num_threads(args.threads)
 
     if args.shape == "7b":
@@ -164,9 +173,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     naive_repeats = args.repeats if args.naive_repeats is None else args.naive_repeats
     t_base, base = measure("naive (batch 1)", naive_repeats, method="naive", batch_size=1)
-    packed_kw = dict(method="packed", batch_size=args.packed_batch, segments_per_pack=args.captions)
-    t_packed, packed = measure("packed", **packed_kw)
-    t_cascade, cascade = measure("cascade", method="cascade", segments_per_pack=args.captions)
+    by_batch = {}
+    for b in batches:
+        where = f" ({b} videos a forward)" if len(batches) > 1 else ""
+        t_p, p = measure("packed" + where, method="packed", batch_size=b, segments_per_pack=args.captions)
+        t_c, c = measure("cascade" + where, method="cascade", batch_size=b, segments_per_pack=args.captions)
+        by_batch[str(b)] = {"packed_per_s": n / t_p, "cascade_per_s": n / t_c, "cascade_vs_packed": t_p / t_c,
+                            "max_abs_diff_packed": float(np.abs(p - base).max()),
+                            "max_abs_diff_cascade": float(np.abs(c - base).max())}
+        if b == batches[0]:
+            t_packed, packed, t_cascade, cascade = t_p, p, t_c, c
+    packed_kw = dict(method="packed", batch_size=batches[0], segments_per_pack=args.captions)
     result = {
         "bench": "scoring",
         "shape": args.shape,
@@ -182,10 +199,12 @@ def main(argv: list[str] | None = None) -> dict:
         "improved_per_s": n / t_packed,
         "speedup": t_base / t_packed,
         "max_abs_diff": float(np.abs(packed - base).max()),
-        "cascade": "cascade, the prefix once per video, captions as segments over its kept keys/values",
+        "cascade": "cascade, the prefixes once per forward, captions as segments over their kept keys/values",
         "cascade_per_s": n / t_cascade,
         "cascade_vs_packed": t_packed / t_cascade,
         "max_abs_diff_cascade": float(np.abs(cascade - base).max()),
+        "videos_per_forward": batches[0],
+        "by_batch": by_batch,
         "pyes_std": float(base.std()),
     }
     if not args.skip_batched_naive:

@@ -32,6 +32,19 @@ def test_small_run_prints_one_json_line_last(bench, capsys):
     assert result["cascade_vs_packed"] == pytest.approx(result["cascade_per_s"] / result["improved_per_s"])
 
 
+def test_several_batch_sizes_time_packed_and_cascade_at_each(bench, capsys):
+    result = bench.main(["--videos", "3", "--captions", "2", "--repeats", "1", "--skip-batched-naive",
+                         "--packed-batch", "1,2"])
+    assert sorted(result["by_batch"]) == ["1", "2"] and result["videos_per_forward"] == 1
+    for row in result["by_batch"].values():
+        assert row["max_abs_diff_packed"] < 1e-5 and row["max_abs_diff_cascade"] < 1e-5
+        assert row["cascade_vs_packed"] == pytest.approx(row["cascade_per_s"] / row["packed_per_s"])
+    assert result["by_batch"]["1"]["packed_per_s"] == result["improved_per_s"]
+    assert "(2 videos a forward)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--packed-batch", "1,x"])
+
+
 def test_7b_shape_on_meta_device(bench):
     model, processor = bench.build_7b("meta")
     n = sum(p.numel() for p in model.parameters())

@@ -12,6 +12,7 @@ from hacalib import prompts
 from hacalib.models import family_of
 from hacalib.models.cascade import (
     ATTENTION,
+    Grid,
     PrefixKV,
     SegmentLayout,
     _math,
@@ -56,13 +57,18 @@ def test_several_captions_of_different_lengths(toy, frames):
                                                                   "the red triangle moves left then it shrinks"]]
     got = _three_ways(model, proc, reqs)
     assert np.ptp(got) > 1e-4  # the captions give different scores, so a mix-up would show
+    # one video per forward, two, all three (prefixes of different lengths in one batch): the same scores
+    for batch_size in (1, 2):
+        np.testing.assert_allclose(p_yes(model, proc, reqs, method="cascade", batch_size=batch_size), got,
+                                   atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("per_pass", [1, 2, 4])
-def test_more_captions_than_segments_per_pack(toy, frames, per_pass):
+@pytest.mark.parametrize("per_pass,batch_size", [(1, 8), (2, 1), (4, 2)])
+def test_more_captions_than_segments_per_pack(toy, frames, per_pass, batch_size):
     model, proc = toy
     reqs = [ScoreRequest(frames[0], c, video_id="v0") for c in CAPTIONS]
-    _three_ways(model, proc, reqs, segments_per_pack=per_pass)
+    reqs += [ScoreRequest(frames[1], c, video_id="v1") for c in CAPTIONS[:3]]
+    _three_ways(model, proc, reqs, segments_per_pack=per_pass, batch_size=batch_size)
 
 
 def test_attention_implementation_is_restored_and_segments_must_not_hold_video(toy, frames):
@@ -73,7 +79,9 @@ def test_attention_implementation_is_restored_and_segments_must_not_hold_video(t
     video = tok.convert_tokens_to_ids(prompts.VIDEO_TOKEN)
     feats = torch.zeros(1, 3, lm.config.hidden_size)
     with pytest.raises(ValueError, match="segment holds video placeholder"):
-        cascade_hidden(model, [tok.bos_token_id, video, video, video], [[5, 6], [video, 7]], feats)
+        cascade_hidden(model, [([tok.bos_token_id, video, video, video], [[5, 6], [video, 7]])], feats)
+    with pytest.raises(ValueError, match="2 videos but features for 1"):
+        cascade_hidden(model, [([tok.bos_token_id, video, video, video], [[5, 6]])] * 2, feats)
     assert lm.config._attn_implementation == before != ATTENTION
     p_yes(model, proc, [ScoreRequest(frames[0], "a triangle", video_id="v0")], method="cascade")
     assert lm.config._attn_implementation == before
@@ -110,7 +118,9 @@ def test_attention_lse_kernel_equals_math():
 
 
 def _dense_reference(prefix_k, prefix_v, q, k, v, lengths, scale, leaky=False):
-    """Segment queries' attention (heads, T, D) over the packed sequence [prefix | seg 0 | seg 1 ...], block mask."""
+    """Segment queries' attention (heads, T, D) over the packed sequence [prefix | seg 0 | seg 1 ...], block mask.
+
+    prefix_k/v (1, kv heads, P, D), q (1, heads, T, D), k/v (1, kv heads, T, D): one video's tensors."""
     heads, rep, p = q.shape[1], q.shape[1] // prefix_k.shape[1], prefix_k.shape[2]
     keys = torch.cat([prefix_k[0], k[0]], dim=1).repeat_interleave(rep, 0)
     vals = torch.cat([prefix_v[0], v[0]], dim=1).repeat_interleave(rep, 0)
@@ -123,15 +133,20 @@ def _dense_reference(prefix_k, prefix_v, q, k, v, lengths, scale, leaky=False):
     return (torch.softmax(scores, -1) @ vals)[:, p:]
 
 
-def test_segment_layout_round_trip():
-    layout = SegmentLayout.of([2, 3, 1], "cpu")
-    assert layout.slot.tolist() == [0, 1, 3, 4, 5, 6] and layout.ends.tolist() == [1, 4, 5]
-    assert layout.offsets().tolist() == [0, 1, 0, 1, 2, 0]
+def test_grid_and_segment_layout():
+    grid = Grid.of([2, 3, 1], "cpu")
+    assert grid.slot.tolist() == [0, 1, 3, 4, 5, 6] and grid.offsets().tolist() == [0, 1, 0, 1, 2, 0]
     x = torch.arange(12.0).reshape(1, 2, 6, 1)
-    rows = layout.to_rows(x)
+    rows = grid.to_rows(x)
     assert rows.shape == (3, 2, 3, 1)
     assert rows[1, 0, :, 0].tolist() == [2.0, 3.0, 4.0] and rows[2, 1, :, 0].tolist() == [11.0, 0.0, 0.0]
-    torch.testing.assert_close(layout.from_rows(rows), x)
+    torch.testing.assert_close(grid.from_rows(rows), x)
+    layout = SegmentLayout.of([2, 3, 1], "cpu", video_of=[0, 0, 1])
+    assert layout.ends.tolist() == [1, 4, 5] and layout.offsets().tolist() == [0, 1, 0, 1, 2, 0]
+    assert (layout.videos.rows, layout.videos.width) == (2, 5) and layout.videos.slot.tolist() == [0, 1, 2, 3, 4, 5]
+    for bad in ([0, 1, 0], [1, 1, 1], [0, 2, 2], [0, 0]):  # out of order, not from 0, a gap, too short
+        with pytest.raises(ValueError, match="video_of"):
+            SegmentLayout.of([2, 3, 1], "cpu", video_of=bad)
 
 
 @pytest.mark.parametrize("kv_heads", [2, 1])  # 1: grouped-query attention, two query heads per K/V head
@@ -152,6 +167,27 @@ def test_merged_attention_equals_one_dense_masked_attention(kv_heads):
     leaky = _dense_reference(prefix_k, prefix_v, q, k, v, lengths, 0.7, leaky=True)
     for start, end in ((2, 5), (5, 6)):
         assert not torch.allclose(got[:, start:end], leaky[:, start:end], atol=1e-3)
+
+
+@pytest.mark.parametrize("kv_heads", [2, 1])
+def test_segments_of_several_videos_see_only_their_own_prefix(kv_heads):
+    gen = torch.Generator().manual_seed(3)
+    heads, d, p = 2, 4, 3
+    lengths, video_of = [2, 3, 1, 2], [0, 0, 1, 1]  # video 0: segments 0-1 (5 tokens), video 1: 2-3 (3 tokens)
+    t = sum(lengths)
+    prefix_k, prefix_v = (torch.randn(2, kv_heads, p, d, generator=gen) for _ in range(2))
+    q = torch.randn(1, heads, t, d, generator=gen)
+    k, v = (torch.randn(1, kv_heads, t, d, generator=gen) for _ in range(2))
+    state = _Pass(PrefixKV({0: prefix_k}, {0: prefix_v}, p), SegmentLayout.of(lengths, "cpu", video_of))
+    out, _ = cascade_attention(SimpleNamespace(layer_idx=0), q, k, v, None, scaling=0.6, cascade=state)
+    got = out[0].transpose(0, 1)  # (heads, T, D)
+    for video, (start, end), segs in ((0, (0, 5), [2, 3]), (1, (5, 8), [1, 2])):
+        ref = _dense_reference(prefix_k[video : video + 1], prefix_v[video : video + 1], q[..., start:end, :],
+                               k[..., start:end, :], v[..., start:end, :], segs, 0.6)
+        torch.testing.assert_close(got[:, start:end], ref, atol=1e-5, rtol=0)
+    # video 1's tokens over video 0's prefix would differ: the check can tell the prefixes apart
+    wrong = _dense_reference(prefix_k[:1], prefix_v[:1], q[..., 5:, :], k[..., 5:, :], v[..., 5:, :], [1, 2], 0.6)
+    assert not torch.allclose(got[:, 5:], wrong, atol=1e-3)
 
 
 def test_prefix_pass_records_keys_and_is_causal():

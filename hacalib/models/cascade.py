@@ -1,24 +1,29 @@
-"""Shared-prefix ("cascade") attention: a video's prefix through the language model once, then all its segments.
+"""Shared-prefix ("cascade") attention: videos' prefixes through the language model once, then all their segments.
 
 The packed forward (`hacalib.models.packing`) writes one sequence `[prefix | segment 0 | segment 1 | ...]` and
 needs a block mask, which takes PyTorch's SDPA off its flash kernel. Cascade attention computes the same
-attention without any mask, in two forwards per video:
+attention without any mask, in two forwards for a batch of videos:
 
-1. **prefix pass**: the prefix (the video's common tokens, `<video>` features included) alone, causal attention
-   with no mask (the flash kernel); every layer's keys and values (after RoPE) are kept (`PrefixKV`);
-2. **segment pass**: all segments (caption remainders) concatenated into one row without padding, so the
-   projections and MLPs see only real tokens; positions continue from the end of the prefix (as
-   `packing.pack` numbers them). Each attention layer combines
-   (a) every segment query over the prefix keys/values: one unmasked call with all segment tokens as queries
-       (heads that share a key/value head are stacked along the query axis, so the prefix K/V are used as
-       they are, never copied per segment or per head), and
+1. **prefix pass**: the videos' prefixes (each video's common tokens, `<video>` features included) as a batch
+   of equal-length rows (tokens past the shortest prefix move into that video's segments, which changes no
+   attention), causal attention with no mask (the flash kernel); every layer's keys and values (after RoPE)
+   are kept (`PrefixKV`);
+2. **segment pass**: all segments (caption remainders) of all the videos concatenated into one row without
+   padding, so the projections and MLPs see only real tokens, and one pass serves every video of the batch
+   (the segment pass of a single video is too small to keep a GPU busy); positions continue from the end of
+   the prefix (as `packing.pack` numbers them). Each attention layer combines
+   (a) every segment query over its own video's prefix keys/values: one unmasked call with the videos as the
+       batch and each video's segment tokens as its queries (right-padded to the video with most; a padding
+       query's output is dropped), heads that share a key/value head stacked along the query axis, so the
+       prefix K/V are used as they are, never copied per segment or per head, and
    (b) each segment causally over its own keys/values: the segments' q/k/v scattered into a right-padded
        (segments, heads, longest, head dim) grid, one causal call with segments as the batch (pads sit after
        the real tokens, so no real token sees one), gathered back,
    merged exactly with their log-sum-exps (`merge_attention`):
    out = (o1 exp(l1 - m) + o2 exp(l2 - m)) / (exp(l1 - m) + exp(l2 - m)), m = max(l1, l2), in float32.
 
-A segment therefore sees the prefix and itself, never another segment: the attention of the packed block mask.
+A segment therefore sees its video's prefix and itself, never another segment: the attention of the packed block
+mask.
 
 The hook is transformers' own: an attention function registered in `transformers.AttentionInterface` under
 `ATTENTION` and selected by setting the language model config's `_attn_implementation` for the duration of
@@ -54,7 +59,7 @@ ATTENTION = "hacalib_cascade"  # the name under which the attention function is 
 
 @dataclass
 class PrefixKV:
-    """Per-layer keys and values of a prefix, (1, kv heads, P, head dim) each, keyed by layer index."""
+    """Per-layer keys and values of the prefixes, (videos, kv heads, P, head dim) each, keyed by layer index."""
 
     keys: dict[int, torch.Tensor] = field(default_factory=dict)
     values: dict[int, torch.Tensor] = field(default_factory=dict)
@@ -62,26 +67,21 @@ class PrefixKV:
 
 
 @dataclass
-class SegmentLayout:
-    """Where the T concatenated segment tokens sit in a right-padded (rows, width) grid.
-
-    slot: (T,) flat grid index (row * width + offset) of each token; ends: (rows,) each segment's last token in T.
-    """
+class Grid:
+    """Where T concatenated tokens sit in a right-padded (rows, width) grid: slot (T,) = row * width + offset."""
 
     rows: int
     width: int
     slot: torch.Tensor
-    ends: torch.Tensor
 
     @classmethod
-    def of(cls, lengths: Sequence[int], device: torch.device | str) -> "SegmentLayout":
+    def of(cls, lengths: Sequence[int], device: torch.device | str) -> "Grid":
         width = max(lengths)
         slot = torch.cat([torch.arange(n) + r * width for r, n in enumerate(lengths)])
-        ends = torch.tensor(lengths).cumsum(0) - 1
-        return cls(len(lengths), width, slot.to(device), ends.to(device))
+        return cls(len(lengths), width, slot.to(device))
 
     def offsets(self) -> torch.Tensor:
-        """(T,) each token's offset inside its segment."""
+        """(T,) each token's offset inside its row."""
         return self.slot % self.width
 
     def to_rows(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,6 +95,38 @@ class SegmentLayout:
         """(rows, H, width, ...) -> (1, H, T, ...), the padding dropped."""
         flat = y.transpose(0, 1).reshape(y.shape[1], self.rows * self.width, *y.shape[3:])
         return flat[:, self.slot][None]
+
+
+@dataclass
+class SegmentLayout:
+    """The T concatenated segment tokens of a segment pass, by segment (own causal part) and by video (prefix part).
+
+    segments: one grid row per segment; videos: one grid row per video, its segments' tokens in order (rows of
+    the prefix batch, same order); ends: (segments,) each segment's last token in T.
+    """
+
+    segments: Grid
+    videos: Grid
+    ends: torch.Tensor
+
+    @classmethod
+    def of(cls, lengths: Sequence[int], device: torch.device | str,
+           video_of: Sequence[int] | None = None) -> "SegmentLayout":
+        """lengths: tokens per segment; video_of: each segment's video (0, 1, ...; a video's segments consecutive,
+        videos in order); default: all of one video."""
+        video_of = [0] * len(lengths) if video_of is None else list(video_of)
+        steps = [b - a for a, b in zip(video_of, video_of[1:])]
+        if len(video_of) != len(lengths) or not video_of or video_of[0] != 0 or any(x not in (0, 1) for x in steps):
+            raise ValueError(f"video_of must number the segments' videos 0, 1, ... in order, got {video_of}")
+        per_video = [0] * (video_of[-1] + 1)
+        for v, n in zip(video_of, lengths):
+            per_video[v] += n
+        ends = torch.tensor(lengths).cumsum(0) - 1
+        return cls(Grid.of(lengths, device), Grid.of(per_video, device), ends.to(device))
+
+    def offsets(self) -> torch.Tensor:
+        """(T,) each token's offset inside its segment."""
+        return self.segments.offsets()
 
 
 class _Pass:
@@ -203,7 +235,8 @@ def cascade_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
                       cascade: _Pass | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """The registered attention function: query (B, H, L, D), key/value (B, KV heads, L, D) -> (B, L, H, D).
 
-    B is 1 in both passes: the prefix, or all segments concatenated (`SegmentLayout` says where each one is).
+    B is the number of videos in the prefix pass and 1 in the segment pass (all segments concatenated;
+    `SegmentLayout` says where each one is).
     """
     if cascade is None:
         raise RuntimeError(f"attention {ATTENTION!r} runs only inside hacalib.models.cascade's forwards")
@@ -222,13 +255,19 @@ def cascade_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.T
         raise RuntimeError(f"the segment pass takes one row of concatenated segments, got a batch of {b}")
     pk, pv = cascade.prefix.keys[layer], cascade.prefix.values[layer]
     kv_heads = pk.shape[1]
-    # (a) all segment tokens over the shared prefix, one call: (1, kv heads, rep * n, D) queries
-    o1, l1 = attention_lse(query.reshape(1, kv_heads, rep * n, d), pk, pv, causal=False, scale=scale)
-    o1, l1 = o1.reshape(1, heads, n, d), l1.reshape(1, heads, n)
+    layout = cascade.layout
+    # (a) every segment token over its video's prefix, one call: (videos, kv heads, rep * tokens, D) queries
+    by_video = layout.videos
+    q = query if by_video.rows == 1 else by_video.to_rows(query)  # one video: its tokens are the row already
+    v_rows, width = q.shape[0], q.shape[2]
+    o1, l1 = attention_lse(q.reshape(v_rows, kv_heads, rep * width, d), pk, pv, causal=False, scale=scale)
+    o1, l1 = o1.reshape(v_rows, heads, width, d), l1.reshape(v_rows, heads, width)
+    if by_video.rows > 1:
+        o1, l1 = by_video.from_rows(o1), by_video.from_rows(l1)
     # (b) each segment causally over itself, segments as rows (short: repeating K/V heads costs little)
     if rep > 1:
         key, value = key.repeat_interleave(rep, dim=1), value.repeat_interleave(rep, dim=1)
-    grid = cascade.layout
+    grid = layout.segments
     o2, l2 = attention_lse(grid.to_rows(query), grid.to_rows(key), grid.to_rows(value), causal=True, scale=scale)
     out = merge_attention(o1, l1, grid.from_rows(o2), grid.from_rows(l2)).to(query.dtype)
     return out.transpose(1, 2).contiguous(), None
@@ -252,12 +291,12 @@ def _cascade_attention(lm: torch.nn.Module) -> Iterator[None]:
 
 
 def prefix_kv(model: torch.nn.Module, embeds: torch.Tensor) -> PrefixKV:
-    """Run a prefix (1, P, hidden) through the language model once; its per-layer keys and values."""
-    if embeds.dim() != 3 or embeds.shape[0] != 1 or embeds.shape[1] < 1:
-        raise ValueError(f"prefix_kv takes one prefix of shape (1, P >= 1, hidden), got {tuple(embeds.shape)}")
+    """Run prefixes (videos, P, hidden) through the language model once; their per-layer keys and values."""
+    if embeds.dim() != 3 or embeds.shape[1] < 1:
+        raise ValueError(f"prefix_kv takes prefixes of shape (videos, P >= 1, hidden), got {tuple(embeds.shape)}")
     lm = family_of(model).language_model(model)
     state = _Pass(None)
-    positions = torch.arange(embeds.shape[1], device=embeds.device)[None]
+    positions = torch.arange(embeds.shape[1], device=embeds.device).expand(embeds.shape[0], -1)
     with _cascade_attention(lm):
         lm(inputs_embeds=embeds, position_ids=positions, use_cache=False, cascade=state)
     state.recorded.length = embeds.shape[1]
@@ -276,38 +315,37 @@ def segments_hidden(model: torch.nn.Module, prefix: PrefixKV, embeds: torch.Tens
 
 def cascade_hidden(
     model: torch.nn.Module,
-    prefix_ids: Sequence[int],
-    segments: Sequence[Sequence[int]],
+    videos: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
     features: torch.Tensor,
     *,
-    segments_per_forward: int = 32,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """Last hidden state at each segment's last token, (len(segments), hidden): the prefix once, segments after.
+    """Last hidden state at each segment's last token, (all segments, hidden): the prefixes once, segments after.
 
     Args:
         model: a model of a registered family (or its peft wrapper), in eval mode.
-        prefix_ids: the tokens every sequence starts with; it must hold all of the video's placeholder tokens.
-        segments: each sequence's remaining tokens (non-empty, no video placeholder).
-        features: (1, tokens per video, hidden) the video's features (`packing.video_features`).
-        segments_per_forward: most segments in one segment pass (bounds memory; the prefix runs once anyway).
+        videos: per video (prefix ids, segments): the tokens every sequence of the video starts with (all of its
+            placeholder tokens included) and each sequence's remaining tokens (non-empty, no placeholder), as
+            `packing.split_prefix` gives them. Segments come back in this order, video after video.
+        features: (videos, tokens per video, hidden) each video's features (`packing.video_features`).
         device: where token ids go; default the features' device.
     """
-    if not prefix_ids or not segments or any(len(s) == 0 for s in segments):
-        raise ValueError("cascade_hidden needs a non-empty prefix and non-empty segments")
-    if segments_per_forward < 1:
-        raise ValueError(f"segments_per_forward must be >= 1, got {segments_per_forward}")
+    if not videos or any(not prefix or not segs or any(len(s) == 0 for s in segs) for prefix, segs in videos):
+        raise ValueError("cascade_hidden needs videos with a non-empty prefix and non-empty segments")
+    if features.shape[0] != len(videos):
+        raise ValueError(f"{len(videos)} videos but features for {features.shape[0]}")
     family = family_of(model)
     dev = torch.device(device) if device is not None else features.device
-    prefix = prefix_kv(model, family.embed_video(model, torch.tensor([list(prefix_ids)], device=dev), features))
-    out = []
-    for start in range(0, len(segments), segments_per_forward):
-        chunk = segments[start : start + segments_per_forward]
-        ids = torch.tensor([[t for s in chunk for t in s]], dtype=torch.long, device=dev)
-        try:  # segments carry no video features: a placeholder outside the prefix is an error, not a silent zero
-            embeds = family.embed_video(model, ids, features.new_empty((1, 0, features.shape[-1])))
-        except ValueError as e:
-            raise ValueError(f"a segment holds video placeholder tokens; they must all sit in the prefix ({e})") from e
-        layout = SegmentLayout.of([len(s) for s in chunk], dev)
-        out.append(segments_hidden(model, prefix, embeds, layout)[0, layout.ends])
-    return torch.cat(out)
+    # one prefix length for the batch: a longer prefix's extra tokens start each of its segments instead
+    common = min(len(prefix) for prefix, _ in videos)
+    segments = [[*prefix[common:], *s] for prefix, segs in videos for s in segs]
+    video_of = [v for v, (_, segs) in enumerate(videos) for _ in segs]
+    prefix_ids = torch.tensor([list(prefix[:common]) for prefix, _ in videos], dtype=torch.long, device=dev)
+    prefix = prefix_kv(model, family.embed_video(model, prefix_ids, features))
+    ids = torch.tensor([[t for s in segments for t in s]], dtype=torch.long, device=dev)
+    try:  # segments carry no video features: a placeholder outside the prefix is an error, not a silent zero
+        embeds = family.embed_video(model, ids, features.new_empty((1, 0, features.shape[-1])))
+    except ValueError as e:
+        raise ValueError(f"a segment holds video placeholder tokens; they must all sit in the prefix ({e})") from e
+    layout = SegmentLayout.of([len(s) for s in segments], dev, video_of)
+    return segments_hidden(model, prefix, embeds, layout)[0, layout.ends]

@@ -13,9 +13,10 @@ Three methods, the same numbers (tests: within 1e-5 in float32):
   tower and the full output head per pair (the reference codebases' way);
 - "packed" (default): requests grouped by video, one packed sequence per video (`hacalib.models.packing`),
   the vision side once per video, the output head only at the answer positions;
-- "cascade": requests grouped by video, the video's prefix through the language model once and all its
-  captions as a batch of segments attending to the kept prefix keys/values (`hacalib.models.cascade`): no
-  attention mask, so SDPA keeps its flash kernel; the output head only at the answer positions.
+- "cascade": requests grouped by video and batched as "packed" batches them, each forward's videos' prefixes
+  through the language model once (a batch of rows) and all their captions as one row of segments attending
+  to their video's kept prefix keys/values (`hacalib.models.cascade`): no attention mask, so SDPA keeps its
+  flash kernel; the output head only at the answer positions.
 
 May import: torch, numpy, `hacalib.models`, `hacalib.metrics`, `.requests`.
 """
@@ -85,11 +86,7 @@ def iter_pyes(
     todo = [i for g in groups for i in g]
     texts = [template.entail_prompt(requests[i].caption) for i in todo]
     seq = dict(zip(todo, prompt_ids(tok, texts, nvt, template))) if todo else {}  # request index -> prompt ids
-    if method == "cascade":
-        yield from _cascade_groups(model, requests, groups, seq, load, (yes, no), segments_per_pack, dev)
-        return
-
-    # Work units: (group number, request indices); naive: batch_size pairs, packed: one packed sequence.
+    # Work units: (group number, request indices); naive: batch_size pairs, packed / cascade: one video chunk.
     per_unit = batch_size if method == "naive" else segments_per_pack
     units = [(gi, list(c)) for gi, g in enumerate(groups) for c in chunks(g, per_unit)]
     units_per_forward = 1 if method == "naive" else batch_size
@@ -107,17 +104,21 @@ def iter_pyes(
                 scores = _pyes(logits[torch.arange(len(idx)), last.to(logits.device)], yes, no)
                 done = [(gi, idx)]
             else:
-                packs, vids, row_vid = [], {}, []  # vids: group -> (feature row, one of its requests)
+                splits, vids, row_vid = [], {}, []  # vids: group -> (feature row, one of its requests)
                 for gi, idx in step:
-                    prefix, segs = split_prefix([seq[i] for i in idx])
-                    packs.append(pack(prefix, segs))
+                    splits.append(split_prefix([seq[i] for i in idx]))
                     vids.setdefault(gi, (len(vids), idx[0]))
                     row_vid.append(vids[gi][0])
-                batch = collate_packed(packs, tok.pad_token_id).to(dev)
                 # chunks of one video in the same forward share one run of the vision tower
                 feats = video_features(model, torch.stack([load(requests[i]) for _, i in vids.values()]))
-                hidden = packed_hidden(model, batch, feats[torch.tensor(row_vid, device=feats.device)])
-                scores = _pyes(logits_at(model, hidden, batch.answer_rows, batch.answer_cols), yes, no)
+                feats = feats[torch.tensor(row_vid, device=feats.device)]
+                if method == "packed":
+                    batch = collate_packed([pack(prefix, segs) for prefix, segs in splits], tok.pad_token_id).to(dev)
+                    hidden = packed_hidden(model, batch, feats)
+                    logits = logits_at(model, hidden, batch.answer_rows, batch.answer_cols)
+                else:
+                    logits = family_of(model).lm_head(model)(cascade_hidden(model, splits, feats, device=dev))
+                scores = _pyes(logits, yes, no)
                 done = list(step)
             flat = [i for _, idx in done for i in idx]
             for i, s in zip(flat, scores.cpu().numpy()):
@@ -127,18 +128,6 @@ def iter_pyes(
                 if remaining[gi] == 0:
                     g = groups[gi]
                     yield requests[g[0]].key(), g, np.array([results.pop(i) for i in g], dtype=np.float32)
-
-
-def _cascade_groups(model, requests, groups, seq, load, yes_no, segments_per_pack, dev):
-    """`iter_pyes` with method="cascade": per video, the prefix once, its captions in segment passes."""
-    family = family_of(model)
-    with torch.inference_mode():
-        for g in groups:
-            prefix, segs = split_prefix([seq[i] for i in g])
-            feats = video_features(model, load(requests[g[0]])[None])
-            hidden = cascade_hidden(model, prefix, segs, feats, segments_per_forward=segments_per_pack, device=dev)
-            scores = _pyes(family.lm_head(model)(hidden), *yes_no)
-            yield requests[g[0]].key(), g, scores.cpu().numpy().astype(np.float32)
 
 
 def p_yes(
@@ -162,12 +151,11 @@ def p_yes(
         processor: its processor.
         requests: the (video, caption) pairs.
         batch_size: "naive": pairs of one video per forward; "packed": packed sequences (video chunks)
-            per forward; "cascade": not used (one video's prefix per forward).
+            per forward; "cascade": video chunks per forward (their prefixes as a batch, then one segment pass).
         method: "packed" (default, prefix reuse), "naive" (full sequence per pair) or "cascade" (the prefix
             once per video, captions attending to its kept keys/values).
-        segments_per_pack: "packed": most captions in one packed sequence (a video with more captions is
-            split into several packed sequences, each with the prefix); "cascade": most captions in one
-            segment pass (the prefix still runs once per video).
+        segments_per_pack: most captions in one video chunk ("packed": one packed sequence; "cascade": one
+            prefix); a video with more captions is split into several chunks, each with the prefix.
         padding_side: "naive" only: "right" or "left" (results do not depend on it).
         video_cache: dict of processed videos kept by the caller between calls (key: `ScoreRequest.key()`).
         num_frames: frames sampled per video file.
@@ -188,8 +176,6 @@ def pyes_forwards(requests: Sequence[ScoreRequest], *, batch_size: int = 8, meth
     """Request indices per forward of `iter_pyes` with these settings (its batching, without running a model)."""
     check_method(method, batch_size, segments_per_pack, PYES_METHODS)
     groups = group_by_video(requests)
-    if method == "cascade":
-        return [list(g) for g in groups]
     if method == "naive":
         return packed_forwards(groups, batch_size, 1)
     return packed_forwards(groups, segments_per_pack, batch_size)
