@@ -281,8 +281,9 @@ class Experiment:
                 "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout,
                 "videocon_loglik": cfg.videocon_heldout}[benchmark]
 
-    def eval_file(self, benchmark: str, where: Path, base: int | None = None) -> Path:
-        """The cached per-item CSV of one run (results folder `where`) on one benchmark."""
+    def eval_file(self, benchmark: str, where: Path, base: int | None = None, *, finetuned: bool = False) -> Path:
+        """The cached per-item CSV of one run (results folder `where`; `finetuned`: a fine-tuning run's, not a base
+        model's) on one benchmark."""
         # Everything that changes a per-item result: a toy run's folder is already keyed by its configuration, but
         # the pretrained row of a hub model is not, so prompts, model settings and base model enter the key too.
         parts = [benchmark, self.eval_limit(benchmark), str(self.root_path), prompts.PROMPT_VERSION,
@@ -290,6 +291,10 @@ class Experiment:
         if self.prompt != prompts.DEFAULT_ENTAIL_PROMPT and benchmark in ENTAIL_BENCHMARKS:
             # only a non-default question joins the key, so results made before the options existed stay valid
             parts.append(prompts.entail_option(self.prompt).key)
+        if finetuned:
+            # a fine-tuned run is evaluated with its adapter merged into the weights (`load_finetuned`), which moves
+            # P(yes) by float32 rounding (~1e-6): results made unmerged are not mixed with these
+            parts.append("adapter merged")
         key = hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:10]
         return where / "eval" / f"{benchmark}-{key}.csv"
 
@@ -305,7 +310,7 @@ class Experiment:
         if benchmark not in BENCHMARKS:
             raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
         where = self.run_dir(row, seed, mask_ratio, base=base, **overrides) or self._base_results_dir(base)
-        path = self.eval_file(benchmark, where, base)
+        path = self.eval_file(benchmark, where, base, finetuned=row != "pretrained")
         if path.is_file():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
         # P(yes) and generation benchmarks keep their results per finished video here, so a killed evaluation

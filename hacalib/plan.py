@@ -156,7 +156,7 @@ def _eval_status(exp: Experiment, benchmark: str, row: str, base: int, seed: int
         where = exp._base_results_dir(base, make=False)
     else:
         where = exp.run_path(row, seed, ratio, base=base)
-    path = exp.eval_file(benchmark, where, base)
+    path = exp.eval_file(benchmark, where, base, finetuned=row != "pretrained")
     if path.is_file():
         return "cached"
     return "partly done (resumes)" if path.with_name(f".{path.stem}.scores").is_dir() else "to run"

@@ -204,6 +204,30 @@ def lora_toy():
     return model, proc, peft_model
 
 
+def test_a_finetuned_model_loads_merged_with_the_same_scores(frames, tmp_path):
+    """`load_finetuned` folds the adapter into the weights by default: the base model's class, P(yes) as the peft
+    model gives it (float32 rounding), and not the base model's."""
+    from peft import PeftModel
+
+    from hacalib.models import save_adapter, save_model
+    from hacalib.training.finetune import load_finetuned
+
+    model, proc, peft_model = lora_toy()
+    save_adapter(peft_model, tmp_path / "adapter")
+    save_model(*build_toy_model(WORDS, seed=1), tmp_path / "base")  # lora_toy's base, before peft wrapped it
+    reqs = _requests(frames)
+    with peft_model.disable_adapter():
+        base = p_yes(peft_model, proc, reqs)
+    merged, merged_proc = load_finetuned(tmp_path / "base", tmp_path / "adapter", dtype="float32")
+    kept, _ = load_finetuned(tmp_path / "base", tmp_path / "adapter", dtype="float32", merge=False)
+    assert isinstance(kept, PeftModel) and not isinstance(merged, PeftModel) and not merged.training
+    assert not any("lora_" in name for name, _ in merged.named_parameters())
+    got, reference = p_yes(merged, merged_proc, reqs), p_yes(kept, merged_proc, reqs)
+    np.testing.assert_allclose(got, reference, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(reference, p_yes(peft_model, proc, reqs), atol=ATOL, rtol=0)
+    assert np.abs(got - base).max() > 1e-3  # the merged weights carry the adapter
+
+
 def test_lora_wrapped_model_packed_equals_naive(frames):
     model, proc, peft_model = lora_toy()
     reqs = _requests(frames)
