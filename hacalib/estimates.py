@@ -4,12 +4,12 @@ toy world rendered) and time estimates from measured throughputs, for `haca repr
 `SPEEDS` is the one table of throughputs the estimates use, per preset and model family (`speeds_for`), each with
 the device it was measured on and where the project records it (README "Running on the real data" for the 7B shape;
 for the toy preset the bench/ scripts run on the reference CPU with the shipped toy bases, and the fine-tuning times
-of the last toy reproduction). Update it when bench/ is re-run. The cost model: scoring a video's c captions takes
-a + b*c seconds, a line through the two measured `pyes` points (pairs/s at two caption counts per video: 1 = one
-full forward per pair, and 32 packed, at 7B; 2 and 32 packed at the evaluation's batch for the toy); a generated
-answer costs `1 / generate`, or, where generation was never measured, one full forward a + b (its prefill; the
-decoding is then not counted: a lower bound); a fine-tuning step costs `train_video` per video in it (the
-objective's own where it was measured).
+and the correction rate of the last toy reproductions). Update it when bench/ is re-run. The cost model: scoring a
+video's c captions takes a + b*c seconds, a line through the two measured `pyes` points (pairs/s at two caption
+counts per video: 1 = one full forward per pair, and 32 packed, at 7B; 2 and 32 packed at the evaluation's batch for
+the toy); a generated answer costs `1 / generate` (a toy correction `1 / correct`: a caption, not one word), or,
+where generation was never measured, one full forward a + b (its prefill; the decoding is then not counted: a lower
+bound); a fine-tuning step costs `train_video` per video in it (the objective's own where it was measured).
 
 May import: `hacalib.experiment`, `hacalib.data`, `hacalib.toyworld`, `hacalib.errors`.
 """
@@ -36,11 +36,12 @@ class Speed:
         return f"{self.name} = {self.value:g} {self.unit}; {self.device}; {self.source}"
 
 
-def _toy_speeds(slug: str, *, pyes: tuple[float, float], generate: float, train: dict[str, float],
+def _toy_speeds(slug: str, *, pyes: tuple[float, float], generate: float, correct: float, train: dict[str, float],
                 pretrain: float) -> tuple[Speed, ...]:
     """One toy family's speeds, measured on the reference CPU with its shipped base 0 (`hacalib/bases/toy-<slug>-
     seed0`): P(yes) at 2 and 32 captions per video, QA answers, fine-tuning seconds per objective (200 steps of 8
-    videos), pretraining seconds (4,800 steps of 8; the idle seed's where another job shared the machine)."""
+    videos), pretraining seconds (4,800 steps of 8; the idle seed's where another job shared the machine); and
+    corrections (seconds per evaluated model in a cold reproduction: a correction is a generated caption)."""
     base, day = f"hacalib/bases/toy-{slug}-seed0", "2026-12-04, idle machine"
     return (
         *(Speed("pyes", rate, f"pairs/s at {c} captions per video (packed, 16 videos per forward)", REF_CPU,
@@ -48,6 +49,9 @@ def _toy_speeds(slug: str, *, pyes: tuple[float, float], generate: float, train:
           for c, rate in zip((2, 32), pyes)),
         Speed("generate", generate, "questions/s (the toy world's 1,200 QA questions on 300 videos, 16 per call, "
               "one-word answers)", REF_CPU, f"bench/generation.py --model {base} --data-root <toy world>, {day}"),
+        Speed("correct", correct, f"correction prompts/s (the toy world's 700 held-out rows: {700 / correct:.1f} s a "
+              "model, loading it included)", REF_CPU, "median over the 21 evaluated models of the cold toy "
+              "reproduction at ea30feb (time between consecutive per-item files under cache/), 2026-12-04"),
         *(Speed("train_video", secs / 200 / 8, f"s per video per step ({objective}: {secs:g} s a run)", REF_CPU,
                 f"figures/02_runs.md of the toy reproduction ({slug}, base 0, seed 0)", objective=objective)
           for objective, secs in train.items()),
@@ -69,9 +73,9 @@ SPEEDS: dict[str, tuple[Speed, ...]] = {
               H200 + ", torch 2.11 / transformers 5.17",
               "README 'Running on the real data' (bench/train_loop.py --shape 7b --batch 1: 0.40 s a step)"),
     ),
-    "toy": _toy_speeds("videollava", pyes=(587.8, 2740.3), generate=426.7,
+    "toy": _toy_speeds("videollava", pyes=(587.8, 2740.3), generate=426.7, correct=111.1,
                        train={"entail": 20.3, "haca": 16.9, "haca_mask": 24.3}, pretrain=512.6),
-    "toy-videochat2": _toy_speeds("videochat2", pyes=(993.6, 2787.6), generate=539.9,
+    "toy-videochat2": _toy_speeds("videochat2", pyes=(993.6, 2787.6), generate=539.9, correct=127.3,
                                   train={"entail": 15.4, "haca": 12.4, "haca_mask": 19.2}, pretrain=530.1),
 }
 NOTES = {
@@ -79,9 +83,9 @@ NOTES = {
                       "is costed as one full forward (its prefill) and decoding is left out: read it as a lower bound.",
                       "Training: every objective is costed at the measured haca_mask step (3 targets per video); "
                       "entail and haca pack 2 targets per video, a little less."],
-    "toy": ["Corrections are costed at the QA rate (one-word answers); a correction is a caption, so more decoding.",
-            "The rates time the model only: decoding each video (once per notebook and family), loading models and "
-            "starting notebook kernels come on top (README gives the measured time of the whole toy reproduction)."],
+    "toy": ["The P(yes), QA and training rates time the model only: decoding each video (once per notebook and "
+            "family), loading models and starting notebook kernels come on top (README gives the measured time of "
+            "the whole toy reproduction)."],
 }
 
 
@@ -141,7 +145,8 @@ def estimate_eval(speeds: tuple[Speed, ...], benchmark: str, count: Count | None
         return None
     per_video, per_caption = cost
     if benchmark in ("qa", "corrections"):  # unmeasured generation: one full forward (the prefill) per answer
-        return count.captions / gen if gen else count.captions * (per_video + per_caption)
+        rate = (_speed(speeds, "correct") if benchmark == "corrections" else None) or gen
+        return count.captions / rate if rate else count.captions * (per_video + per_caption)
     if count.videos is None:
         return None
     return count.videos * per_video + count.captions * per_caption
@@ -211,6 +216,7 @@ def _json(path) -> Any:
 def _toy_sizes(exp: Any, sizes: dict) -> dict[str, Count]:
     from .experiment import world_size
     from .toyworld.benchmarks import SSV2_TEMPLATES, make_msrvtt_qa
+    from .toyworld.build import velociti_items
 
     n = sizes[world_size(exp.smoke)]
     cfg = exp.config
@@ -218,8 +224,11 @@ def _toy_sizes(exp: Any, sizes: dict) -> dict[str, Count]:
     per_video = make_msrvtt_qa.__defaults__[0]  # questions per toy QA video (at most)
     qa = n.msrvtt_qa * per_video if cfg.qa_questions is None else min(cfg.qa_questions, n.msrvtt_qa * per_video)
     pool = n.ssv2_per_template * len(SSV2_TEMPLATES)
+    limit = cfg.velociti_per_test
+    per_test = velociti_items(world_size(exp.smoke), exp.world_seed).values()  # drawn, not rendered
+    items = sum(k if limit is None else min(k, limit) for k in per_test)
     return {
-        "velociti": Count(n.velociti, None, note="items per video are drawn with the world"),
+        "velociti": Count(n.velociti, 2 * items),
         "videocon": Count(held, 2 * held, rows=held), "corrections": Count(held, held, "prompts"),
         "videocon_loglik": Count(held, 4 * held, "captions"),
         "ssv2": Count(pool, pool * len(SSV2_TEMPLATES)),

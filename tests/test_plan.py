@@ -85,7 +85,8 @@ def test_the_toy_plan_on_an_empty_cache_lists_every_run_and_builds_nothing(tmp_p
     assert text.count("shipped (copied once the toy world is built)") == 6  # 3 per family
     assert text.count("Video-LLaVA base") == 3 and text.count("VideoChat2 base") == 3
     assert "1,400 pairs on 700 videos" in text and "2,430 pairs on 270 videos" in text
-    assert "<= 1,200 questions on 300 videos" in text and "velociti         unknown on 300 videos" in text
+    assert "<= 1,200 questions on 300 videos" in text
+    assert "velociti         10,950 pairs on 300 videos" in text  # drawn without rendering: 5,475 items, pos and neg
     assert "Evaluations (236 results" in text  # per family: velociti for 30 models, 4 benchmarks x 21, loglik x 4
     assert "CPU minutes" in text and "figures/02_runs.md" in text
     # each family's estimates come from its own measured speeds
@@ -112,6 +113,7 @@ def test_the_toy_plan_sees_what_is_cached(tmp_path, monkeypatch):
     exp = Experiment(preset="toy", cache_dir=str(cfg.cache_dir), smoke=True, seeds=(0,), base_seeds=(0,))
     before = make_plan(cfg)
     assert all(s.status != "cached" for s in before.steps)
+    assert "velociti         96 pairs on " in render(before)  # counted before the world exists, as after
     exp.per_item("velociti", "pretrained")  # builds the world and pretrains the smoke base model
     exp.finetuned("entail", 0)
     after = {(s.kind, s.row, s.benchmark): s.status for s in make_plan(cfg).steps}
@@ -204,3 +206,21 @@ def test_a_run_is_costed_at_its_own_objective_and_family():
     assert _speed(speeds_for("videollava-7b"), "train_video", "haca") == 0.40  # one measured step for every objective
     assert speeds_key("toy", "videochat2") == ("toy-videochat2", True)
     assert speeds_key("videochat2-7b", "videochat2") == ("videollava-7b", False)  # no VideoChat2-7B speed yet
+
+
+def test_corrections_are_costed_at_their_own_rate_where_one_was_measured():
+    """A correction is a generated caption, not a one-word answer: the toy preset has its own rate; the 7B presets
+    (no generation measured) cost each prompt as one full forward."""
+    from hacalib.estimates import Count, estimate_eval, scoring_cost, speeds_for
+
+    held = Count(700, 700, "prompts")
+    for family in ("video_llava", "videochat2"):
+        toy = speeds_for("toy", family)
+        correct = next(s.value for s in toy if s.name == "correct")
+        generate = next(s.value for s in toy if s.name == "generate")
+        assert estimate_eval(toy, "corrections", held, "to run") == pytest.approx(700 / correct)
+        assert estimate_eval(toy, "qa", held, "to run") == pytest.approx(700 / generate)
+        assert estimate_eval(toy, "corrections", held, "cached") == 0.0
+    big = speeds_for("videollava-7b")
+    a, b = scoring_cost(big)
+    assert estimate_eval(big, "corrections", held, "to run") == pytest.approx(700 * (a + b))

@@ -23,6 +23,7 @@ from hacalib.data import (
 from hacalib.data.video import read_all_frames, read_video
 from hacalib.toyworld import build_world, load_scenes, parse, tokenize, vocabulary
 from hacalib.toyworld.benchmarks import template_matches
+from hacalib.toyworld.build import velociti_items
 from hacalib.toyworld.grammar import ENTAIL_INSTRUCTION
 from hacalib.toyworld.hallucinate import MISALIGNMENT_TYPES
 from hacalib.toyworld.render import render
@@ -117,6 +118,12 @@ def test_velociti_positives_true_negatives_false(world):
             assert f"velociti/videos/{it.neg_video}.mp4" in scenes and it.neg_video != it.video_id
         if it.test == "coref":
             assert ", then it " in it.pos and ", then it " in it.neg and rebinds(scene, parse(it.neg))
+
+
+def test_velociti_items_are_counted_without_rendering_as_the_world_holds_them(world):
+    root, _, _ = world
+    items = load_velociti(DataRoot(root).velociti_dir)
+    assert velociti_items("smoke", seed=0) == dict(Counter(it.test for it in items))
 
 
 def test_ssv2_matrix_labels_and_prompt(world):

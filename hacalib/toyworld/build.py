@@ -19,6 +19,7 @@ May import: numpy, its own package's modules, `hacalib.config`, `hacalib.data`, 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import time
@@ -153,6 +154,30 @@ def check_out_dir(out_dir: str | Path, force: bool = False) -> tuple[Path, dict 
     return root, manifest
 
 
+def _scene_source(cfg: ToyWorldConfig) -> tuple[SceneSource, dict[str, np.random.Generator]]:
+    """The scene source and one random generator per part, as every world of `cfg` (seed included) starts."""
+    sampled = [int(i) for i in sample_frame_indices(cfg.num_frames, cfg.model_frames)]
+    return SceneSource(cfg.canvas, cfg.num_frames, sampled), \
+        {p: np.random.default_rng([cfg.seed, k]) for k, p in enumerate(_PARTS)}
+
+
+def velociti_items(size: str = "smoke", seed: int = 0) -> dict[str, int]:
+    """Items per VELOCITI test of the world `build_world(size=size, seed=seed)` writes, drawn without rendering a
+    frame (a plan counts them before the world is built; ~4 s for the default world, once per process)."""
+    if size not in SIZES:
+        raise ValueError(f"unknown world size {size!r}; choose one of {sorted(SIZES)}")
+    return dict(_velociti_items(size, seed))
+
+
+@functools.lru_cache(maxsize=4)
+def _velociti_items(size: str, seed: int) -> tuple[tuple[str, int], ...]:
+    n = SIZES[size]
+    src, rngs = _scene_source(replace(ToyWorldConfig(), size=size, seed=seed))
+    make_videocon(src, rngs["videocon"], n.videocon_train, n.videocon_test)  # drawn first: no scene twice
+    tests, _ = make_velociti(src, rngs["velociti"], n.velociti)
+    return tuple((test, sum(len(events) for events in items.values())) for test, items in tests.items())
+
+
 def build_world(
     out_dir: str | Path, size: str = "smoke", seed: int = 0, config: ToyWorldConfig | None = None, force: bool = False
 ) -> dict:
@@ -176,9 +201,8 @@ def build_world(
         return done
 
     t0 = time.perf_counter()
-    sampled = [int(i) for i in sample_frame_indices(cfg.num_frames, cfg.model_frames)]
-    src = SceneSource(cfg.canvas, cfg.num_frames, sampled)
-    rngs = {p: np.random.default_rng([seed, k]) for k, p in enumerate(_PARTS)}
+    src, rngs = _scene_source(cfg)
+    sampled = src.sampled
 
     vc_rows, vc_videos = make_videocon(src, rngs["videocon"], n.videocon_train, n.videocon_test)
     vel_tests, vel_videos = make_velociti(src, rngs["velociti"], n.velociti)
