@@ -217,6 +217,13 @@ class Experiment:
         train_cfg = self.train_config(objective, seed, mask_ratio, **overrides)
         out = self.run_path(objective, seed, mask_ratio, base=base, **overrides)
         base_model = self.base_model(base)
+        if cfg.models_in_memory is not None and self._models:
+            from .training.finetune import cache_key, is_finished
+
+            key = cache_key(train_cfg, cfg.model, base_model, self.root, duplicates=cfg.duplicates,
+                            missing_videos=cfg.missing_videos)
+            if not is_finished(out, key):
+                self._release(keep=0)  # training needs the GPU memory the evaluated models hold
         if self.num_processes > 1 and self._shard is None:
             from .launch import launch_training
 
@@ -232,10 +239,16 @@ class Experiment:
 
     def model(self, row: str, seed: int = 0, mask_ratio: float | None = None, *, base: int | None = None,
               **overrides: Any):
-        """(model, processor) of a run: a base model, or it + that run's adapter (kept in memory)."""
+        """(model, processor) of a run: a base model, or it + that run's adapter (kept in memory, the preset's
+        `models_in_memory` most recently used at most)."""
         base = self._base(base)
         key = (row, base, seed, mask_ratio, tuple(sorted(overrides.items())))
-        if key not in self._models:
+        if key in self._models:
+            self._models[key] = self._models.pop(key)  # most recently used last
+        else:
+            limit = self.config.models_in_memory
+            if limit is not None:
+                self._release(keep=limit - 1)
             from .models import load_model
             from .training.finetune import load_finetuned
 
@@ -248,6 +261,20 @@ class Experiment:
                                                    dtype=dtype)
             self._move(self._models[key][0])
         return self._models[key]
+
+    def _release(self, keep: int) -> None:
+        """Drop all but the `keep` most recently used loaded models, and give their memory back."""
+        if len(self._models) <= keep:
+            return
+        while len(self._models) > keep:
+            del self._models[next(iter(self._models))]
+        import gc
+
+        import torch
+
+        gc.collect()  # the models' tensors go now, not at the next collection
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     @property
     def video_store(self):

@@ -123,3 +123,34 @@ def test_kept_videos_are_decoded_once_and_change_no_result(exp, tmp_path, monkey
     assert len(store.shelf(processor, "train")) > 0
     a, b = ((o / "adapter_model.safetensors").read_bytes() for o in outs)
     assert a == b
+
+
+def test_a_preset_that_keeps_one_model_drops_the_others_and_frees_them_for_training(tmp_path, monkeypatch):
+    """The paper presets hold one loaded model at a time (a 7B model is ~15 GB): asking for another drops the least
+    recently used, and a run that still has to train drops them all first. The toy preset keeps every model."""
+    import gc
+    import weakref
+    from dataclasses import replace
+
+    import hacalib.experiment as experiment
+    from hacalib.presets import preset as get_preset
+
+    assert get_preset("toy", smoke=True).models_in_memory is None
+    assert get_preset("videollava-7b").models_in_memory == get_preset("videochat2-7b").models_in_memory == 1
+    preset = experiment.get_preset
+    monkeypatch.setattr(experiment, "get_preset", lambda name, smoke, family=None: replace(
+        preset(name, smoke=smoke, family=family), models_in_memory=1))
+    exp = Experiment(preset="toy", cache_dir=str(tmp_path / "cache"), seeds=(0, 1), smoke=True)
+    base = weakref.ref(exp.model("pretrained")[0])
+    assert exp.model("pretrained")[0] is base()  # the same model while it is the one kept
+    trained = []
+    original = finetune_mod.train
+    monkeypatch.setattr(finetune_mod, "train", lambda *a, **k: trained.append(len(exp._models)) or original(*a, **k))
+    haca = weakref.ref(exp.model("haca", 0)[0])  # trains the run first: the pretrained model is dropped before
+    gc.collect()
+    assert trained == [0] and base() is None and list(exp._models) == [("haca", 0, 0, None, ())]
+    exp.finetuned("entail", 1)  # another run to train: the loaded model goes first
+    assert trained == [0, 0] and not exp._models
+    exp.model("haca", 0)
+    exp.finetuned("haca", 0)  # already trained: nothing is dropped
+    assert len(exp._models) == 1 and trained == [0, 0] and haca() is None  # reloaded after the release
