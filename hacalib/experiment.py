@@ -92,7 +92,7 @@ class Experiment:
     accelerate_config: str = ""  # an accelerate config file for those launches (FSDP, DeepSpeed, GPU subset)
     family: str = ""  # the model family ('video_llava', 'videochat2'); empty: the preset's first
     model_path: str = ""  # paper preset: the model's folder or hub id instead of the preset's (VideoChat2: required)
-    _models: dict = field(default_factory=dict, repr=False)
+    _models: Any = field(default=None, repr=False)  # `hacalib.models.LoadedModels`, made on first use
     _videos: Any = field(default=None, repr=False)  # `hacalib.models.VideoStore` when the preset keeps videos
     _root: DataRoot | None = field(default=None, repr=False)
     _shard: Any = field(default=None, repr=False)  # this process's share when it is one of the launched ones
@@ -217,13 +217,13 @@ class Experiment:
         train_cfg = self.train_config(objective, seed, mask_ratio, **overrides)
         out = self.run_path(objective, seed, mask_ratio, base=base, **overrides)
         base_model = self.base_model(base)
-        if cfg.models_in_memory is not None and self._models:
+        if cfg.models_in_memory is not None and self._models:  # loaded models exist
             from .training.finetune import cache_key, is_finished
 
             key = cache_key(train_cfg, cfg.model, base_model, self.root, duplicates=cfg.duplicates,
                             missing_videos=cfg.missing_videos)
             if not is_finished(out, key):
-                self._release(keep=0)  # training needs the GPU memory the evaluated models hold
+                self._models.release(keep=0)  # training needs the GPU memory the evaluated models hold
         if self.num_processes > 1 and self._shard is None:
             from .launch import launch_training
 
@@ -241,40 +241,24 @@ class Experiment:
               **overrides: Any):
         """(model, processor) of a run: a base model, or it + that run's adapter (kept in memory, the preset's
         `models_in_memory` most recently used at most)."""
+        from .models import LoadedModels, load_model
+        from .training.finetune import load_finetuned
+
         base = self._base(base)
         key = (row, base, seed, mask_ratio, tuple(sorted(overrides.items())))
-        if key in self._models:
-            self._models[key] = self._models.pop(key)  # most recently used last
-        else:
-            limit = self.config.models_in_memory
-            if limit is not None:
-                self._release(keep=limit - 1)
-            from .models import load_model
-            from .training.finetune import load_finetuned
 
-            path = self.base_model(base)
-            dtype = self.config.model.dtype
+        def load():
+            path, dtype = self.base_model(base), self.config.model.dtype
             if row == "pretrained":
-                self._models[key] = load_model(path, dtype=dtype)
+                pair = load_model(path, dtype=dtype)
             else:
-                self._models[key] = load_finetuned(path, self.finetuned(row, seed, mask_ratio, base=base, **overrides),
-                                                   dtype=dtype)
-            self._move(self._models[key][0])
-        return self._models[key]
+                pair = load_finetuned(path, self.finetuned(row, seed, mask_ratio, base=base, **overrides), dtype=dtype)
+            self._move(pair[0])
+            return pair
 
-    def _release(self, keep: int) -> None:
-        """Drop all but the `keep` most recently used loaded models, and give their memory back."""
-        if len(self._models) <= keep:
-            return
-        while len(self._models) > keep:
-            del self._models[next(iter(self._models))]
-        import gc
-
-        import torch
-
-        gc.collect()  # the models' tensors go now, not at the next collection
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        if self._models is None:
+            self._models = LoadedModels()
+        return self._models.get(key, load, limit=self.config.models_in_memory)
 
     @property
     def video_store(self):
@@ -376,7 +360,7 @@ class Experiment:
     def as_shard(self, shard, device) -> "Experiment":
         """This experiment as one of several launched processes: `shard` (`hacalib.scoring.shards.Shard`) says
         which share of every evaluation it scores, `device` where its models go."""
-        return replace(self, num_processes=1, accelerate_config="", _models={}, _root=None, _shard=shard,
+        return replace(self, num_processes=1, accelerate_config="", _models=None, _root=None, _shard=shard,
                        _device=device)
 
     def collect(self, benchmark: str, runs: list[tuple[str, int, int]] | None = None,

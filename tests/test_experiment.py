@@ -154,3 +154,17 @@ def test_a_preset_that_keeps_one_model_drops_the_others_and_frees_them_for_train
     exp.model("haca", 0)
     exp.finetuned("haca", 0)  # already trained: nothing is dropped
     assert len(exp._models) == 1 and trained == [0, 0] and haca() is None  # reloaded after the release
+
+
+def test_loaded_models_keep_the_most_recently_used_within_the_limit():
+    from hacalib.models import LoadedModels
+
+    loads = []
+    kept = LoadedModels()
+    get = lambda key, limit: kept.get(key, lambda: loads.append(key) or key.upper(), limit=limit)  # noqa: E731
+    assert get("a", None) == "A" and get("b", None) == "B" and get("a", None) == "A"
+    assert list(kept) == ["b", "a"] and loads == ["a", "b"]  # "a" used last; loaded once
+    assert get("c", 2) == "C" and list(kept) == ["a", "c"]  # "b", the least recently used, dropped first
+    assert get("d", 1) == "D" and list(kept) == ["d"] and loads == ["a", "b", "c", "d"]
+    kept.release()
+    assert len(kept) == 0 and not kept

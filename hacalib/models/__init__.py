@@ -23,6 +23,7 @@ from .loading import (
     save_model,
 )
 from .lora import DEFAULT_TARGETS, add_lora, language_model_target_regex, load_adapter, save_adapter
+from .memory import LoadedModels
 from .registry import FAMILIES, chat_template, family_of, get_family, register
 from .text import IGNORE_INDEX, answer_token_ids, encode_answer, prompt_ids
 from .tokenizer import build_word_tokenizer, split_words
@@ -36,6 +37,7 @@ __all__ = [
     "MODELS",
     "VIDEOLLAVA_7B_HUB_ID",
     "VIDEOLLAVA_7B_REVISION",
+    "LoadedModels",
     "ModelSpec",
     "VideoLLMFamily",
     "VideoStore",
