@@ -114,12 +114,21 @@ def lora_model(shape: str, r: int):
     return model.train(), processor, device
 
 
-def lm_params(model) -> int:
-    """Parameters the 6*N*T FLOP count uses: the language model (frozen + LoRA) and lm_head, not the embedding table."""
+def lm_params(model) -> tuple[int, int]:
+    """Parameters the FLOP count uses: (all of the language model, frozen + LoRA, and lm_head, not the embedding
+    table; the LoRA ones among them)."""
     base = model.get_base_model()
     lm = base.model.language_model
     n = sum(p.numel() for p in lm.parameters()) - lm.embed_tokens.weight.numel()
-    return n + base.lm_head.weight.numel()
+    lora = sum(p.numel() for name, p in lm.named_parameters() if "lora_" in name)
+    return n + base.lm_head.weight.numel(), lora
+
+
+def lora_step_flops(n_params: int, n_lora: int, tokens: int) -> float:
+    """FLOPs of one LoRA training pass over `tokens` positions. Forward 2*N*T and the backward's input gradients
+    2*N*T; frozen weights need no weight gradients (the 6*N*T of full fine-tuning counts them), so only the
+    adapters add theirs, 2*N_lora*T."""
+    return 4 * n_params * tokens + 2 * n_lora * tokens
 
 
 def matmul_peak_tflops(n: int = 8192, iters: int = 50) -> float:
@@ -264,14 +273,16 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if big:
         peak = matmul_peak_tflops()
-        n_params = lm_params(model)
-        rate = {m: 6 * n_params * tokens[m] / results[m][0] / 1e12 for m in results}
+        n_params, n_lora = lm_params(model)
+        rate = {m: lora_step_flops(n_params, n_lora, tokens[m]) / results[m][0] / 1e12 for m in results}
         result.update(
             peak_mem_gib={m: round(v, 2) for m, v in peak_mem.items()},
             matmul_peak_tflops=peak,
-            flops_formula="6 * N * T; N = language-model parameters (frozen + LoRA) + lm_head, embedding table and "
-                          "vision towers excluded; T = LM positions computed (padding included)",
+            flops_formula="4 * N * T + 2 * N_lora * T (frozen weights get no weight gradients); N = language-model "
+                          "parameters (frozen + LoRA) + lm_head, embedding table and vision towers excluded; "
+                          "T = LM positions computed (padding included)",
             lm_params=n_params,
+            lora_params=n_lora,
             tflops={m: round(v, 1) for m, v in rate.items()},
             fraction_of_matmul_peak={m: round(v / peak, 3) for m, v in rate.items()},
         )

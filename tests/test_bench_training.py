@@ -39,3 +39,14 @@ def test_baseline_micro_batches_accumulate_to_the_same_loss(bench):
     one = bench.main(["--videos", "2", "--videos-per-step", "2", "--repeats", "1", "--baseline-batch", "1"])
     assert one["max_abs_diff"] < 1e-5 and one["grad_rel_diff"] < 1e-5
     assert "1 sequences per forward" in one["baseline"]
+
+
+def test_a_lora_step_is_counted_without_weight_gradients_for_frozen_weights(bench):
+    model, _, _ = bench.lora_model("small", r=4)
+    n_params, n_lora = bench.lm_params(model)
+    lm = model.get_base_model().model.language_model
+    by_hand = sum(p.numel() for name, p in lm.named_parameters() if "lora_" in name)
+    assert n_lora == by_hand > 0 and n_lora < n_params
+    # forward + input gradients (4NT) plus the adapters' own weight gradients; never full fine-tuning's 6NT
+    assert bench.lora_step_flops(n_params, n_lora, 100) == 4 * n_params * 100 + 2 * n_lora * 100
+    assert bench.lora_step_flops(n_params, n_lora, 100) < 6 * n_params * 100
