@@ -34,7 +34,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from . import prompts
-from .config import DEFAULT_MASK_RATIO, OBJECTIVES
+from .config import DEFAULT_MASK_RATIO, OBJECTIVES, TrainConfig
 from .data.layout import DataRoot
 from .io import write_frame_csv
 from .presets import PRESET_FAMILIES, Preset, family_slug
@@ -217,13 +217,8 @@ class Experiment:
         train_cfg = self.train_config(objective, seed, mask_ratio, **overrides)
         out = self.run_path(objective, seed, mask_ratio, base=base, **overrides)
         base_model = self.base_model(base)
-        if cfg.models_in_memory is not None and self._models:  # loaded models exist
-            from .training.finetune import cache_key, is_finished
-
-            key = cache_key(train_cfg, cfg.model, base_model, self.root, duplicates=cfg.duplicates,
-                            missing_videos=cfg.missing_videos)
-            if not is_finished(out, key):
-                self._models.release(keep=0)  # training needs the GPU memory the evaluated models hold
+        if cfg.models_in_memory is not None and self._models and not self.is_trained(train_cfg, base_model, out):
+            self._models.release(keep=0)  # training needs the GPU memory the evaluated models hold
         if self.num_processes > 1 and self._shard is None:
             from .launch import launch_training
 
@@ -232,6 +227,14 @@ class Experiment:
         return finetune(base_model, self.root, train_cfg, cfg.model, out, tagger=self.tagger(),
                         progress=self.progress, duplicates=cfg.duplicates, missing_videos=cfg.missing_videos,
                         video_store=self.video_store)
+
+    def is_trained(self, train_cfg: TrainConfig, base_model: str | Path, out: Path) -> bool:
+        """Whether `out` holds the finished run of `train_cfg` on `base_model` (nothing is trained)."""
+        from .training.finetune import cache_key, is_finished
+
+        cfg = self.config
+        return is_finished(out, cache_key(train_cfg, cfg.model, base_model, self.root, duplicates=cfg.duplicates,
+                                          missing_videos=cfg.missing_videos))
 
     def run_dir(self, row: str, seed: int, mask_ratio: float | None = None, *, base: int | None = None,
                 **overrides: Any) -> Path | None:

@@ -115,13 +115,10 @@ def _errors(lines: list[str]) -> str:
 def launch_training(exp: Any, base_model: str | Path, train_cfg: Any, out: Path) -> None:
     """Train one run of experiment `exp` in `exp.num_processes` processes (`hacalib.training.cli`, the preset's step
     shared among them), unless it is finished already; the caller then loads it as it loads an in-process run."""
-    from .training.finetune import cache_key, is_finished
     from .training.runs import run_dir_for
 
     cfg = exp.config
-    key = cache_key(train_cfg, cfg.model, base_model, exp.root, duplicates=cfg.duplicates,
-                    missing_videos=cfg.missing_videos)
-    if is_finished(out, key):
+    if exp.is_trained(train_cfg, base_model, out):
         return
     # beside the checkpoints: removed with them when the run is finished, kept (with the log) when it fails
     work = run_dir_for(out)
@@ -132,7 +129,7 @@ def launch_training(exp: Any, base_model: str | Path, train_cfg: Any, out: Path)
     args = ["--config", str(spec)] + ([] if exp.progress else ["--no-progress"])
     run_launched("hacalib.training.cli", args, num_processes=exp.num_processes, log=work / "launch.log",
                  accelerate_config=exp.accelerate_config, what=f"fine-tuning run {out}")
-    if not is_finished(out, key):  # never fall back to training in the kernel
+    if not exp.is_trained(train_cfg, base_model, out):  # never fall back to training in the kernel
         raise LaunchFailed(f"the launched fine-tuning run ended without finishing {out}; see {work / 'launch.log'}")
 
 
