@@ -191,7 +191,17 @@ def benchmark_counts(exp: Any) -> tuple[dict[str, Count], str, bool]:
     counts["corrections"] = Count(held.videos, held.rows, "prompts", held.note)
     counts["videocon_loglik"] = Count(held.videos, None if held.rows is None else 4 * held.rows, "captions",
                                       held.note)
+    counts.update(_readouts(counts))
     return counts, _videos_line(exp, root), True
+
+
+def _readouts(counts: dict[str, Count]) -> dict[str, Count]:
+    """The perception readouts' counts from their benchmarks': VELOCITI's two captions on two videos (twice its P(yes)
+    pairs), every retrieval (query, video) pair once."""
+    vel, ssv2 = counts["velociti"], counts["ssv2"]
+    return {"velociti_loglik": Count(vel.videos, None if vel.captions is None else 2 * vel.captions, "captions",
+                                     vel.note, vel.bound),
+            "ssv2_loglik": Count(ssv2.videos, ssv2.captions, "captions", ssv2.note, ssv2.bound)}
 
 
 def _videos_line(exp: Any, root: Any) -> str:
@@ -227,13 +237,14 @@ def _toy_sizes(exp: Any, sizes: dict) -> dict[str, Count]:
     limit = cfg.velociti_per_test
     per_test = velociti_items(world_size(exp.smoke), exp.world_seed).values()  # drawn, not rendered
     items = sum(k if limit is None else min(k, limit) for k in per_test)
-    return {
+    counts = {
         "velociti": Count(n.velociti, 2 * items),
         "videocon": Count(held, 2 * held, rows=held), "corrections": Count(held, held, "prompts"),
         "videocon_loglik": Count(held, 4 * held, "captions"),
         "ssv2": Count(pool, pool * len(SSV2_TEMPLATES)),
         "qa": Count(n.msrvtt_qa if cfg.qa_questions is None else None, qa, "questions", bound=True),
     }
+    return {**counts, **_readouts(counts)}
 
 
 def _count(fn, exp: Any, root: Any) -> Count:

@@ -41,7 +41,9 @@ from .presets import PRESET_FAMILIES, Preset, family_slug
 from .presets import preset as get_preset
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
-BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", "videocon_loglik")
+# the perception readouts: caption log-likelihood, own video against another (`hacalib.report.perception`)
+READOUT_BENCHMARKS = ("videocon_loglik", "velociti_loglik", "ssv2_loglik")
+BENCHMARKS = ("velociti", "videocon", "ssv2", "qa", "corrections", *READOUT_BENCHMARKS)
 ENTAIL_BENCHMARKS = prompts.ENTAIL_BENCHMARKS  # the ones that ask the entailment question
 
 
@@ -291,9 +293,9 @@ class Experiment:
     def eval_limit(self, benchmark: str) -> int | None:
         """How many items of `benchmark` the preset evaluates (None: all)."""
         cfg = self.config
-        return {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
-                "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout,
-                "videocon_loglik": cfg.videocon_heldout}[benchmark]
+        limits = {"velociti": cfg.velociti_per_test, "videocon": cfg.videocon_heldout, "ssv2": None,
+                  "qa": cfg.qa_questions, "corrections": cfg.videocon_heldout}
+        return limits[benchmark.removesuffix("_loglik")]  # a readout reads the items of its benchmark
 
     def eval_file(self, benchmark: str, where: Path, base: int | None = None, *, finetuned: bool = False) -> Path:
         """The cached per-item CSV of one run (results folder `where`; `finetuned`: a fine-tuning run's, not a base

@@ -4,7 +4,8 @@ video decoded (annotation files are read to count items; cache keys are computed
 
 The steps mirror what the notebooks ask of `Experiment` (each step is listed under the first chosen notebook that
 needs it): 02 makes the base models, fine-tunes every objective with every seed on every base model and scores the
-held-out VideoCon pairs and corrections of every run; 03 VELOCITI, 04 SSv2, 05 MSRVTT-QA for every run; 06 the
+held-out VideoCon pairs and corrections of every run, and the perception readouts and QA of every base model; 03
+VELOCITI, 04 SSv2, 05 MSRVTT-QA for every run; 06 the
 mask-ratio runs (first seed on each base model) on VELOCITI; 07 the caption log-likelihood of the runs it analyses.
 Time estimates come from `hacalib.estimates` (measured throughputs, each with its device and source).
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from .config import DEFAULT_MASK_RATIO, FAMILY_LABELS, OBJECTIVES
 from .data.layout import DataRoot
 from .errors import DataError
-from .experiment import BENCHMARKS, Experiment
+from .experiment import BENCHMARKS, READOUT_BENCHMARKS, Experiment
 from .presets import family_slug
 from .reproduce import ReproduceConfig, notebook_parameters, validate
 from .study import Study
@@ -73,7 +74,9 @@ def _runs_needed(exp: Experiment, notebook: str, base: int, seed: int) -> list[t
     every = [(r, b, s, None) for r, b, s in exp.runs()]
     detail = [("pretrained", base, 0, None)] + [(r, base, seed, None) for r in OBJECTIVES]
     if notebook.startswith("02"):
-        return [(*run, ("videocon", "corrections")) for run in every]
+        # the perception report reads every base model (and its QA probes) before any fine-tuned row
+        return [(*run, ("videocon", "corrections") + ((*READOUT_BENCHMARKS, "qa") if run[0] == "pretrained" else ()))
+                for run in every]
     if notebook.startswith("03"):
         return [(*run, ("velociti",)) for run in every]
     if notebook.startswith("04"):

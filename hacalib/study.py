@@ -80,5 +80,18 @@ class Study:
         return {(family, *key): frame for family, exp in self.items()
                 for key, frame in exp.collect(benchmark, runs, log).items()}
 
+    def base_runs(self) -> list[tuple[str, int, int]]:
+        """The pretrained row's runs: one per base model."""
+        return [("pretrained", b, 0) for b in self.base_seeds]
+
+    def perception(self, log: Callable[[str], None] | None = None) -> pd.DataFrame:
+        """The perception report of every family's base models (`hacalib.report.perception.perception_report`): the
+        caption log-likelihood readout of each VideoCon type, VELOCITI test and retrieval matrix, own video against
+        another, and whether it passes the gate that decides which claims are read."""
+        from .report.perception import READERS, perception_report
+
+        return perception_report({name: self.collect(benchmark, self.base_runs(), log)
+                                  for name, (benchmark, _) in READERS.items()})
+
     def describe(self) -> dict:
         return {family: exp.describe() for family, exp in self.items()}

@@ -91,6 +91,42 @@ def test_caption_loglik_readout_scores_each_pair_on_its_video_and_on_another(exp
     assert readout["loglik"].tolist() == (ll["ll_true"] > ll["ll_false"]).astype(float).tolist()
 
 
+def test_velociti_and_retrieval_readouts_score_each_caption_on_its_video_and_on_another(exp):
+    import numpy as np
+
+    from hacalib.report.perception import READERS, perception_report
+    from hacalib.scoring.loglik import caption_loglik
+    from hacalib.scoring.requests import ScoreRequest
+
+    vel = exp.per_item("velociti_loglik", "pretrained")
+    items = exp.per_item("velociti", "pretrained")
+    assert vel[["test", "video_id", "event", "pos", "neg"]].equals(items[["test", "video_id", "event", "pos", "neg"]])
+    assert (vel["other_video_id"] != vel["video_id"]).all()
+    cols = ["ll_pos", "ll_neg", "ll_pos_other", "ll_neg_other"]
+    assert np.isfinite(vel[cols].to_numpy()).all() and (vel[cols].to_numpy() < 0).all()
+    model, processor = exp.model("pretrained")
+    root = exp.root
+    path = lambda vid: str(root.velociti_videos / f"{vid}.mp4")  # noqa: E731
+    direct = caption_loglik(model, processor, [ScoreRequest(path(vel["video_id"][0]), vel["pos"][0]),
+                                               ScoreRequest(path(vel["other_video_id"][0]), vel["neg"][0])])
+    np.testing.assert_allclose(direct, [vel["ll_pos"][0], vel["ll_neg_other"][0]], rtol=1e-4)
+
+    ssv2 = exp.per_item("ssv2_loglik", "pretrained")
+    scores = exp.per_item("ssv2", "pretrained")
+    assert len(ssv2) == len(scores) and set(ssv2["match"]) == {0, 1} and np.isfinite(ssv2["ll"]).all()
+    first = ssv2.iloc[0]
+    from hacalib.data.ssv2 import extract_template
+
+    direct = caption_loglik(model, processor, [ScoreRequest(str(root.ssv2_videos / first["video"]),
+                                                            extract_template(first["query"]))])
+    np.testing.assert_allclose(direct, [first["ll"]], rtol=1e-4)
+
+    report = perception_report({"velociti": {("pretrained", 0, 0): vel}, "ssv2": {("pretrained", 0, 0): ssv2},
+                                "videocon": {("pretrained", 0, 0): exp.per_item("videocon_loglik", "pretrained")}})
+    assert set(report["benchmark"]) == set(READERS)
+    assert set(report.loc[report["benchmark"] == "velociti", "test"]) == set(items["test"])
+
+
 def test_kept_videos_are_decoded_once_and_change_no_result(exp, tmp_path, monkeypatch):
     """The toy preset's VideoStore: a second model reads the first one's processed videos (no decoding), and results
     and adapters equal those made without the store."""

@@ -87,7 +87,10 @@ def test_the_toy_plan_on_an_empty_cache_lists_every_run_and_builds_nothing(tmp_p
     assert "1,400 pairs on 700 videos" in text and "2,430 pairs on 270 videos" in text
     assert "<= 1,200 questions on 300 videos" in text
     assert "velociti         10,950 pairs on 300 videos" in text  # drawn without rendering: 5,475 items, pos and neg
-    assert "Evaluations (236 results" in text  # per family: velociti for 30 models, 4 benchmarks x 21, loglik x 4
+    # per family: velociti for 30 models, 4 benchmarks x 21, videocon loglik x 6 (3 base models, 07's 3 runs),
+    # velociti and ssv2 loglik x 3 (the base models' perception readouts)
+    assert "Evaluations (252 results" in text
+    assert "velociti_loglik  21,900 captions on 300 videos" in text and "ssv2_loglik      2,430 captions" in text
     assert "CPU minutes" in text and "figures/02_runs.md" in text
     # each family's estimates come from its own measured speeds
     for slug in ("videollava", "videochat2"):

@@ -34,7 +34,8 @@ def _signed(x: float) -> str:
 
 
 def claim_lines(claims: pd.DataFrame, *, unit: str = "points") -> list[str]:
-    """'HACA > entail on agent_bind: +1.2 points [-3.4, 5.6], 2 of 3 base models agree: inconclusive.'"""
+    """'HACA > entail on agent_bind: +1.2 points [-3.4, 5.6], 2 of 3 base models agree: inconclusive.' A claim on a
+    test the base models do not perceive says so, with the readout (`claim_check`'s `perception` column)."""
     lines = []
     for c in claims.itertuples(index=False):
         if not np.isfinite(c.difference):
@@ -42,7 +43,9 @@ def claim_lines(claims: pd.DataFrame, *, unit: str = "points") -> list[str]:
             continue
         interval = f" [{c.ci_low:.1f}, {c.ci_high:.1f}]" if np.isfinite(c.ci_low) else " (no interval)"
         agree = f"; the difference is positive in {c.bases_agreeing} base models" if c.bases_agreeing else ""
-        lines.append(f"**{c.claim}**: {_signed(c.difference)} {unit}{interval}{agree}: **{c.verdict}**.")
+        why = getattr(c, "perception", "")
+        why = f" ({why})" if isinstance(why, str) and why else ""
+        lines.append(f"**{c.claim}**: {_signed(c.difference)} {unit}{interval}{agree}: **{c.verdict}**{why}.")
     return lines
 
 

@@ -16,7 +16,7 @@ May import: numpy, pandas, `hacalib.config`, `hacalib.metrics`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -244,8 +244,12 @@ def run_differences(per_item: dict[tuple, pd.DataFrame], a: str, b: str, group: 
     return out
 
 
+NOT_TESTABLE = "not testable in this world"
+
+
 def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
-                claims: Sequence[tuple], *, collapsed: set[tuple] = frozenset(), scale: float = 100.0) -> pd.DataFrame:
+                claims: Sequence[tuple], *, collapsed: set[tuple] = frozenset(), scale: float = 100.0,
+                untestable: Mapping | None = None) -> pd.DataFrame:
     """Test claims "row A beats row B on group G" (or "A is not below B"): the difference A - B with its 95% interval.
 
     Each claim is (label, A, B, G) or (label, A, B, G, kind) with kind "greater" (the default: A beats B) or
@@ -256,13 +260,19 @@ def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
     'supported' when above, 'consistent (no loss shown)' when it holds 0; 'n/a' when a row has no usable run.
     `bases_agreeing` says in how many base models the mean difference is positive. Runs keyed by family: each claim
     once per family, its label prefixed with the family's name, a `family` column first.
+
+    `untestable`: family (None without families) -> {group value: why} for the tests the base models do not perceive
+    (`hacalib.report.perception.untestable`); a claim on one keeps its difference and interval but its verdict is
+    `NOT_TESTABLE`, and column `perception` says why. Without it every claim is read (and `perception` is empty).
     """
     families = by_family(per_item)
     if list(families) != [None]:
         return with_family({f: claim_check(runs, group, metric,
                                            [(f"{FAMILY_LABELS.get(f, f)}: {c[0]}", *c[1:]) for c in claims],
-                                           collapsed=_family_collapsed(collapsed, f), scale=scale)
+                                           collapsed=_family_collapsed(collapsed, f), scale=scale,
+                                           untestable=None if untestable is None else {None: untestable.get(f, {})})
                             for f, runs in families.items()})
+    unread = (untestable or {}).get(None, {})
     lines = []
     for claim in claims:
         label, a, b, g = claim[:4]
@@ -289,5 +299,8 @@ def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
             line.update(difference=ci.value * scale, ci_low=ci.low * scale, ci_high=ci.high * scale,
                         bases=len(per_base), runs=len(diffs), bases_agreeing=f"{positive} of {len(per_base)}",
                         ci=ci.method, verdict=verdict)
+        if g in unread:  # the base models do not see what the test asks: no verdict, whatever the difference
+            line["verdict"] = NOT_TESTABLE
+        line["perception"] = unread.get(g, "")
         lines.append(line)
     return pd.DataFrame(lines)

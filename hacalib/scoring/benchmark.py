@@ -18,8 +18,11 @@ from . import evaluate
 
 
 def video_group(benchmark: str) -> str:
-    """Which videos a benchmark reads: held-out VideoCon's serve its pairs, corrections and log-likelihoods."""
-    return "videocon" if benchmark in ("videocon", "corrections", "videocon_loglik") else benchmark
+    """Which videos a benchmark reads: held-out VideoCon's serve its pairs, corrections and log-likelihoods; each
+    other benchmark's serve its P(yes) and its log-likelihood readout."""
+    if benchmark in ("videocon", "corrections", "videocon_loglik"):
+        return "videocon"
+    return benchmark.removesuffix("_loglik")
 
 
 def evaluate_benchmark(benchmark: str, model: Any, processor: Any, root: Any, preset: Any, progress: Path, *,
@@ -56,6 +59,11 @@ def evaluate_benchmark(benchmark: str, model: Any, processor: Any, root: Any, pr
         return evaluate.videocon_loglik(model, processor, root, limit=preset.videocon_heldout,
                                         duplicates=preset.duplicates, resume_file=progress / "videocon_loglik.csv",
                                         **kw)
+    if benchmark == "velociti_loglik":  # the perception readout (`hacalib.report.perception`)
+        return evaluate.velociti_loglik(model, processor, root, limit_per_test=preset.velociti_per_test,
+                                        resume_file=progress / "velociti_loglik.csv", **kw)
+    if benchmark == "ssv2_loglik":
+        return evaluate.retrieval_loglik(model, processor, root, resume_file=progress / "ssv2_loglik.csv", **kw)
     if benchmark != "ssv2":
         raise ValueError(f"unknown benchmark {benchmark!r}")
     frames = []

@@ -145,11 +145,7 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
     others = rows[1:] + rows[:1]
     requests = [ScoreRequest(v.video_path, cap) for r, o in zip(rows, others) for v in (r, o)
                 for cap in (r.caption, r.neg_caption)]
-    if shard is not None:  # `resume_file` is used only here: one-process log-likelihood is not kept per video
-        _needs_file(shard, resume_file)
-        ll = sharded_loglik(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
-    else:
-        ll = caption_loglik(model, processor, requests, video_cache=video_cache, **score_kw)
+    ll = _logliks(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
     ll = ll.reshape(len(rows), 4)
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
@@ -157,6 +153,89 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
         "neg_caption": [r.neg_caption for r in rows], "ll_true": ll[:, 0], "ll_false": ll[:, 1],
         "ll_true_other": ll[:, 2], "ll_false_other": ll[:, 3],
     })
+
+
+def _logliks(model: Any, processor: Any, requests: list[ScoreRequest], resume_file: str | Path | None,
+             shard: Shard | None, **score_kw: Any):
+    """Caption log-likelihoods of the requests, in this process or (with `shard`) shared as `sharded_loglik`."""
+    if shard is not None:  # `resume_file` is used only here: one-process log-likelihood is not kept per video
+        _needs_file(shard, resume_file)
+        return sharded_loglik(model, processor, requests, resume_file, shard, **score_kw)
+    return caption_loglik(model, processor, requests, **score_kw)
+
+
+def other_video(videos: Sequence[str], avoid: Sequence[set] | None = None) -> list[int]:
+    """For each position, the index of the next video (cyclically) that is another video and, with `avoid`, none of
+    the videos in `avoid[i]`: the "another video" of a log-likelihood control. Deterministic; an item whose every
+    other video is excluded keeps its own (its control then says nothing, and the caller sees `other == own`)."""
+    n = len(videos)
+    out = []
+    for i, own in enumerate(videos):
+        skip = {own} | (avoid[i] if avoid is not None else set())
+        out.append(next((j % n for j in range(i + 1, i + n) if videos[j % n] not in skip), i))
+    return out
+
+
+def velociti_loglik(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
+                    limit_per_test: int | None = None, video_cache: MutableMapping | None = None,
+                    resume_file: str | Path | None = None, shard: Shard | None = None,
+                    **score_kw: Any) -> pd.DataFrame:
+    """The generative readout of VELOCITI: log p(caption | video) of each item's positive and negative caption as
+    the answer to the captioning prompt, on the item's own video and, as the text-prior control, on the video of the
+    next item of the same test that shows another video. The same items as `velociti_items`.
+
+    Returns columns test, video_id, event, other_video_id, pos, neg, ll_pos, ll_neg, ll_pos_other, ll_neg_other.
+    `resume_file` is used only with `shard`, as for `videocon_loglik`.
+    """
+    items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
+    by_test: dict[str, list] = {}
+    for it in items:
+        by_test.setdefault(it.test, []).append(it)
+    chosen, others = [], []
+    for test, its in by_test.items():
+        its = list(_limit(its, limit_per_test))
+        chosen += its
+        others += [its[j] for j in other_video([it.video_id for it in its])]
+    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen],
+                    score_kw.get("num_frames", 8))
+    requests = [ScoreRequest(v.video_path, cap) for it, o in zip(chosen, others) for v in (it, o)
+                for cap in (it.pos, it.neg)]
+    ll = _logliks(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
+    ll = ll.reshape(len(chosen), 4)
+    return pd.DataFrame({
+        "test": [it.test for it in chosen], "video_id": [it.video_id for it in chosen],
+        "event": [it.event for it in chosen], "other_video_id": [o.video_id for o in others],
+        "pos": [it.pos for it in chosen], "neg": [it.neg for it in chosen],
+        "ll_pos": ll[:, 0], "ll_neg": ll[:, 1], "ll_pos_other": ll[:, 2], "ll_neg_other": ll[:, 3],
+    })
+
+
+def retrieval_loglik(model: Any, processor: Any, root: DataRoot, *, video_cache: MutableMapping | None = None,
+                     resume_file: str | Path | None = None, shard: Shard | None = None,
+                     **score_kw: Any) -> pd.DataFrame:
+    """The generative readout of every retrieval matrix: log p(template | video) of every (query template, video)
+    pair, the template as the answer to the captioning prompt. A pair of templates (one the video matches, one it
+    does not) is read on the video and, as the control, on another video that matches neither
+    (`hacalib.report.perception.retrieval_pairs`).
+
+    Returns columns benchmark, query, video, ll, match. `resume_file` is used only with `shard`.
+    """
+    frames = []
+    for name in root.ssv2_names():
+        matrix = load_retrieval_matrix(root.ssv2_matrix(name))
+        videos = [str(root.ssv2_videos / v) for v in matrix.videos]
+        first_row = {r.videopath: r.row for r in reversed(matrix.rows)}
+        _require_videos([(root.ssv2_videos / v, matrix.path, first_row[v], "videopath") for v in matrix.videos],
+                        score_kw.get("num_frames", 8))
+        requests = [ScoreRequest(v, extract_template(q)) for v in videos for q in matrix.queries]
+        file = None if resume_file is None else Path(resume_file).with_name(f"{Path(resume_file).stem}_{name}.csv")
+        ll = _logliks(model, processor, requests, file, shard, video_cache=video_cache, **score_kw)
+        ll = ll.reshape(len(videos), len(matrix.queries))
+        frames.append(pd.DataFrame({
+            "benchmark": name, "query": [q for _ in videos for q in matrix.queries],
+            "video": [v for v in matrix.videos for _ in matrix.queries], "ll": ll.reshape(-1),
+            "match": matrix.match.T.reshape(-1).astype(int)}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
