@@ -16,7 +16,7 @@ from hacalib.toyworld.grammar import (
     vocabulary,
     word_class,
 )
-from hacalib.toyworld.scene import sample_scene
+from hacalib.toyworld.scene import MAX_AGENTS, sample_scene
 from hacalib.toyworld.truth import entails
 
 SAMPLED = [0, 2, 4, 6, 8, 10, 12, 14]
@@ -103,13 +103,15 @@ def test_each_hallucination_changes_exactly_what_it_claims(kind):
         elif kind == "relation":
             (old, new), = {(a.relation, b.relation) for a, b in zip(d.clauses, n.clauses) if a != b}
             assert {old, new} == {"towards", "away from"}
-        elif kind == "hallucination":
-            assert len(n.clauses) == len(d.clauses) + 1
-            extra = [c for c in n.clauses if c not in d.clauses]
-            assert len(extra) == 1 and extra[0].subject.key not in present
-            assert [c for c in n.clauses if c is not extra[0]] == list(d.clauses)
-        elif kind == "counting":
+        elif kind == "hallucination":  # one clause replaced: the caption keeps its number of clauses
+            assert len(n.clauses) == len(d.clauses) and n.count == d.count
+            changed = [k for k, (a, b) in enumerate(zip(d.clauses, n.clauses)) if a != b]
+            assert len(changed) == 1 and n.clauses[changed[0]].subject.key not in present
+            k = changed[0]
+            assert k + 1 == len(d.clauses) or d.clauses[k + 1].subject is not None  # no "it" re-bound
+        elif kind == "counting":  # a count the text allows: no fewer than the shapes named, none no video has
             assert n.clauses == d.clauses and n.count != d.count
+            assert H.named_agents(d) <= n.count <= MAX_AGENTS
         elif kind == "flip":
             a, b = resolve(d), resolve(n)
             assert sorted(map(repr, a)) == sorted(map(repr, b)) and a != b and n.count == d.count

@@ -38,7 +38,10 @@ from .render import render
 from .scene import Scene, scene_from_dict, scene_to_dict
 
 # Bump when the world's content changes for the same seed (a rebuild is then forced).
-WORLD_VERSION = "2"
+WORLD_VERSION = "3"  # 3: hallucination contrasts replace a clause, counting contrasts a count the text allows
+# Bump when the pretraining part's content changes for the same seed: the toy base models' cache key holds this, not
+# WORLD_VERSION, so a change to the evaluation parts alone keeps the bases (their pretraining data is the same bytes).
+PRETRAIN_VERSION = "2"
 MANIFEST = "toyworld.json"
 SCENES = "scenes.jsonl"
 

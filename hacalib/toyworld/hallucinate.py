@@ -20,8 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from .grammar import MAX_COUNT, NP, Clause, Description, clause_of, np_of, pronominalize, resolve
-from .scene import ACTIONS, ADVERBS, COLORS, RELATIONS, SHAPES, SIZES, Scene
+from .grammar import NP, Clause, Description, clause_of, np_of, pronominalize, resolve
+from .scene import ACTIONS, ADVERBS, COLORS, MAX_AGENTS, RELATIONS, SHAPES, SIZES, Scene
 from .truth import entails
 
 MISALIGNMENT_TYPES = ("object", "action", "attribute", "relation", "hallucination", "counting", "flip")
@@ -129,24 +129,34 @@ def hallucinate_relation(scene: Scene, desc: Description, rng: np.random.Generat
 
 
 def hallucinate_hallucination(scene: Scene, desc: Description, rng: np.random.Generator) -> Description | None:
-    """Insert a clause about a shape that is not in the video (never right before an "it")."""
+    """Replace one clause by a clause about a shape that is not in the video (never a clause whose subject a later
+    "it" refers to). Replaced, not inserted: an inserted clause makes the caption longer, and a longer caption has a
+    lower log-likelihood on any video, so the text alone gave the contrast away (PROTOCOL.md, "The toy world")."""
     who = _pick(rng, absent_agents(scene))
-    if who is None:
+    spots = [k for k, c in enumerate(desc.clauses)
+             if c.subject is not None and (k + 1 == len(desc.clauses) or desc.clauses[k + 1].subject is not None)]
+    k = _pick(rng, spots)
+    if who is None or k is None:
         return None
     clause = Clause(who, ACTIONS[int(rng.integers(len(ACTIONS)))], ADVERBS[int(rng.integers(len(ADVERBS)))])
-    # inserting before a pronoun clause would change what "it" refers to
-    spots = [k for k in range(len(desc.clauses) + 1) if k == len(desc.clauses) or desc.clauses[k].subject is not None]
-    k = _pick(rng, spots)
-    clauses = desc.clauses[:k] + (clause,) + desc.clauses[k:]
+    clauses = desc.clauses[:k] + (clause,) + desc.clauses[k + 1:]
     return _false_or_none(scene, replace(desc, clauses=clauses))
 
 
+def named_agents(desc: Description) -> int:
+    """How many distinct shapes a description names (subjects and relation targets)."""
+    return len({c.subject.key for c in desc.clauses if c.subject is not None}
+               | {c.target.key for c in desc.clauses if c.target is not None})
+
+
 def hallucinate_counting(scene: Scene, desc: Description, rng: np.random.Generator) -> Description | None:
-    """Change the stated number of shapes."""
+    """Change the stated number of shapes to one the text allows: at least the shapes the caption names and at most
+    the world's largest count (`MAX_AGENTS`). A count below the shapes named, or one no video has, is given away by
+    the text alone (PROTOCOL.md, "The toy world")."""
     if desc.count is None:
         return None
-    new = _pick(rng, [n for n in range(1, MAX_COUNT + 1) if n != desc.count])
-    return _false_or_none(scene, replace(desc, count=new))
+    new = _pick(rng, [n for n in range(max(named_agents(desc), 1), MAX_AGENTS + 1) if n != desc.count])
+    return _false_or_none(scene, replace(desc, count=new) if new is not None else None)
 
 
 def hallucinate_flip(scene: Scene, desc: Description, rng: np.random.Generator) -> Description | None:

@@ -20,6 +20,7 @@ MOVES = ("left", "right", "up", "down")
 ACTIONS = ("move_left", "move_right", "move_up", "move_down", "grow", "shrink", "jump")
 ADVERBS = ("quickly", "slowly")
 RELATIONS = ("towards", "away from")
+MAX_AGENTS = 3  # shapes in a scene at most (every part of the world draws 1-3)
 
 # Geometry as fractions of the canvas side, so a 64 px canvas is the 32 px world scaled up.
 SIZE_FRAC = {"small": 0.25, "big": 0.375}  # diameter: 8 / 12 px at 32 px

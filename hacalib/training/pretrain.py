@@ -36,6 +36,7 @@ from ..errors import DataError
 from ..io import read_json
 from ..models import build_toy_model, family_of, num_video_tokens, processed_video_fn
 from ..prompts import ChatTemplate
+from ..toyworld.build import PRETRAIN_VERSION
 from .datasets import training_data
 from .examples import Example, encode
 from .loop import train
@@ -92,10 +93,15 @@ def key_config(cfg: PretrainConfig) -> dict:
 
 
 def cache_key(cfg: PretrainConfig, world_dir: str | Path) -> str:
-    """sha256 of the configuration, the prompt version, the world manifest (minus timings) and pretrain.jsonl."""
+    """sha256 of the configuration, the prompt version, the world manifest (minus timings; the pretraining part's
+    version in place of the world's) and pretrain.jsonl."""
     world = Path(world_dir)
     manifest = read_json(world / "toyworld.json")
-    stable = {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS} if isinstance(manifest, dict) else manifest
+    stable = manifest
+    if isinstance(manifest, dict):
+        # the world's version covers every part; the pretraining part's own version stands in for it
+        stable = {k: v for k, v in manifest.items() if k not in VOLATILE_MANIFEST_KEYS and k != "version"}
+        stable["pretrain_version"] = PRETRAIN_VERSION
     config = key_config(cfg)
     if cfg.family == VIDEO_LLAVA_FAMILY:
         version: object = prompts.PROMPT_VERSION
