@@ -160,13 +160,16 @@ def exp(tmp_path_factory) -> Experiment:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("benchmark", ["velociti", "videocon", "videocon_loglik", "qa", "corrections"])
+@pytest.mark.parametrize("benchmark", ["velociti", "videocon", "videocon_loglik", "velociti_loglik", "ssv2_loglik",
+                                       "qa", "corrections"])
 def test_two_shares_give_the_one_process_per_item_file_byte_for_byte(exp, benchmark, tmp_path):
     """Both ranks in this process in turn: rank 0's `wait` runs rank 1, which reads rank 0's finished share."""
     model, processor = exp.model("haca", 0)
     fn, kw = {"velociti": (evaluate.velociti_items, {"limit_per_test": exp.config.velociti_per_test}),
               "videocon": (evaluate.videocon_pairs, {"limit": exp.config.videocon_heldout}),
               "videocon_loglik": (evaluate.videocon_loglik, {"limit": exp.config.videocon_heldout}),
+              "velociti_loglik": (evaluate.velociti_loglik, {"limit_per_test": exp.config.velociti_per_test}),
+              "ssv2_loglik": (evaluate.retrieval_loglik, {}),
               "qa": (evaluate.qa_answers, {"limit": exp.config.qa_questions}),
               "corrections": (evaluate.correction_answers, {"limit": exp.config.videocon_heldout})}[benchmark]
     if benchmark not in ("qa", "corrections"):
@@ -180,8 +183,9 @@ def test_two_shares_give_the_one_process_per_item_file_byte_for_byte(exp, benchm
 
     two = fn(model, processor, exp.root, resume_file=shared, shard=Shard(0, 2, wait=rank1), **kw)
     assert two.to_csv(index=False) == one.to_csv(index=False)
-    assert sorted(p.name for p in tmp_path.glob("shared.shard*")) == [f"shared.shard0of2{suffix}",
-                                                                     f"shared.shard1of2{suffix}"]
+    stem = "shared_toy" if benchmark == "ssv2_loglik" else "shared"  # one file per retrieval matrix
+    assert sorted(p.name for p in tmp_path.glob(f"{stem}.shard*")) == [f"{stem}.shard0of2{suffix}",
+                                                                       f"{stem}.shard1of2{suffix}"]
 
 
 @pytest.mark.slow
@@ -394,7 +398,8 @@ def test_reproduce_smoke_with_two_processes_writes_the_one_process_csvs_and_tabl
     reproduce(ReproduceConfig(**cfg), log=quiet)
     run_root = tmp_path / "runs" / "smoke"
     results = sorted((run_root / "cache").glob("**/eval/*.csv"))
-    assert len(results) == 4  # pretrained, entail, haca, haca_mask on VELOCITI
+    # pretrained, entail, haca, haca_mask on VELOCITI; the base model's three perception readouts (the claims' gate)
+    assert len(results) == 4 + 3
     one = {p: p.read_bytes() for p in results}
     tables = {p.name: p.read_bytes() for p in (run_root / "figures").glob("*.csv")}
     for p in results:
