@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from ..config import FAMILY_LABELS
+from ..metrics.controls import other_video
 from .tables import by_family, run_key
 
 COLUMNS = ["family", "base", "benchmark", "test", "value", "ci_low", "ci_high", "control", "control_low",
@@ -73,18 +74,17 @@ def retrieval_readout(logliks: pd.DataFrame) -> pd.DataFrame:
     for name, df in logliks.groupby("benchmark", sort=False):
         ll = df.pivot(index="query", columns="video", values="ll")
         match = df.pivot(index="query", columns="video", values="match").loc[ll.index, ll.columns].to_numpy() > 0
-        ll = ll.to_numpy(dtype=float)
-        n_videos = ll.shape[1]
-        for v in range(n_videos):
-            for q_pos in np.flatnonzero(match[:, v]):
-                for q_neg in np.flatnonzero(~match[:, v]):
-                    w = next((u % n_videos for u in range(v + 1, v + n_videos)
-                              if not match[q_pos, u % n_videos] and not match[q_neg, u % n_videos]), None)
-                    if w is None:
-                        continue  # every other video shows one of the two: no control for this pair
-                    tests.append(name)
-                    own.append(ll[q_pos, v] > ll[q_neg, v])
-                    other.append(ll[q_pos, w] > ll[q_neg, w])
+        ll, videos = ll.to_numpy(dtype=float), list(ll.columns)
+        for q_pos, q_neg in ((a, b) for a in range(len(ll)) for b in range(len(ll)) if a != b):
+            shows_either = set(np.asarray(videos)[match[q_pos] | match[q_neg]])
+            controls = other_video(videos, [shows_either] * len(videos))
+            for v in np.flatnonzero(match[q_pos] & ~match[q_neg]):
+                w = controls[v]
+                if w == v:
+                    continue  # every other video shows one of the two: no control for this pair
+                tests.append(name)
+                own.append(ll[q_pos, v] > ll[q_neg, v])
+                other.append(ll[q_pos, w] > ll[q_neg, w])
     return _readout(pd.Series(tests, dtype=object), np.array(own, dtype=bool), np.array(other, dtype=bool),
                     "ssv2_loglik")
 

@@ -20,6 +20,7 @@ from ..data.integrity import check_videos
 from ..data.layout import DataRoot
 from ..data.ssv2 import extract_template
 from ..errors import DataError
+from ..metrics.controls import other_video
 from .answers_file import generate_to_file
 from .generation import CORRECTION_MAX_NEW_TOKENS, correction_prompts, generate_texts, qa_inputs
 from .judges import judge_offline
@@ -84,13 +85,8 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
     its own file beside `resume_file` and, once every process is done, returns the whole frame
     (`hacalib.scoring.shards`); the same holds for every evaluation below.
     """
-    items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
-    by_test: dict[str, list] = {}
-    for it in items:
-        by_test.setdefault(it.test, []).append(it)
-    chosen = [it for t in by_test for it in _limit(by_test[t], limit_per_test)]
-    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen],
-                    score_kw.get("num_frames", 8))
+    chosen = [it for its in _velociti_by_test(root, tests, limit_per_test, score_kw.get("num_frames", 8))
+              for it in its]
     requests = [ScoreRequest(it.video_path, cap) for it in chosen for cap in (it.pos, it.neg)]
     scores = _scores(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
     return pd.DataFrame({
@@ -98,6 +94,18 @@ def velociti_items(model: Any, processor: Any, root: DataRoot, *, tests: Sequenc
         "event": [it.event for it in chosen], "pos": [it.pos for it in chosen], "neg": [it.neg for it in chosen],
         "p_pos": scores[0::2], "p_neg": scores[1::2],
     })
+
+
+def _velociti_by_test(root: DataRoot, tests: Sequence[str] | None, limit_per_test: int | None,
+                      num_frames: int) -> list[list]:
+    """The VELOCITI items an evaluation scores, per test (the first `limit_per_test` of each), every video checked."""
+    by_test: dict[str, list] = {}
+    for it in load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos):
+        by_test.setdefault(it.test, []).append(it)
+    chosen = [list(_limit(its, limit_per_test)) for its in by_test.values()]
+    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}")
+                     for its in chosen for it in its], num_frames)
+    return chosen
 
 
 def heldout_rows(root: DataRoot, split: str = "test", limit: int | None = None, duplicates: str = "error") -> list:
@@ -143,10 +151,9 @@ def videocon_loglik(model: Any, processor: Any, root: DataRoot, *, split: str = 
     """
     rows = heldout_rows(root, split, limit, duplicates)
     others = rows[1:] + rows[:1]
-    requests = [ScoreRequest(v.video_path, cap) for r, o in zip(rows, others) for v in (r, o)
-                for cap in (r.caption, r.neg_caption)]
-    ll = _logliks(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
-    ll = ll.reshape(len(rows), 4)
+    ll = _pair_logliks(model, processor, [(r.video_path, o.video_path, r.caption, r.neg_caption)
+                                          for r, o in zip(rows, others)], resume_file, shard,
+                       video_cache=video_cache, **score_kw)
     return pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
         "other_video": [o.videopath for o in others], "caption": [r.caption for r in rows],
@@ -164,16 +171,13 @@ def _logliks(model: Any, processor: Any, requests: list[ScoreRequest], resume_fi
     return caption_loglik(model, processor, requests, **score_kw)
 
 
-def other_video(videos: Sequence[str], avoid: Sequence[set] | None = None) -> list[int]:
-    """For each position, the index of the next video (cyclically) that is another video and, with `avoid`, none of
-    the videos in `avoid[i]`: the "another video" of a log-likelihood control. Deterministic; an item whose every
-    other video is excluded keeps its own (its control then says nothing, and the caller sees `other == own`)."""
-    n = len(videos)
-    out = []
-    for i, own in enumerate(videos):
-        skip = {own} | (avoid[i] if avoid is not None else set())
-        out.append(next((j % n for j in range(i + 1, i + n) if videos[j % n] not in skip), i))
-    return out
+def _pair_logliks(model: Any, processor: Any, pairs: Sequence[tuple], resume_file: str | Path | None,
+                  shard: Shard | None, **score_kw: Any):
+    """(pairs, 4) log-likelihoods of each (own video, other video, true caption, contrast caption): true and
+    contrast on the own video, then on the other one (the text-prior control of the perception readouts)."""
+    requests = [ScoreRequest(v, cap) for own, other, true, false in pairs for v in (own, other)
+                for cap in (true, false)]
+    return _logliks(model, processor, requests, resume_file, shard, **score_kw).reshape(len(pairs), 4)
 
 
 def velociti_loglik(model: Any, processor: Any, root: DataRoot, *, tests: Sequence[str] | None = None,
@@ -187,21 +191,13 @@ def velociti_loglik(model: Any, processor: Any, root: DataRoot, *, tests: Sequen
     Returns columns test, video_id, event, other_video_id, pos, neg, ll_pos, ll_neg, ll_pos_other, ll_neg_other.
     `resume_file` is used only with `shard`, as for `videocon_loglik`.
     """
-    items = load_velociti(root.velociti_dir, tests=tests, video_root=root.velociti_videos)
-    by_test: dict[str, list] = {}
-    for it in items:
-        by_test.setdefault(it.test, []).append(it)
     chosen, others = [], []
-    for test, its in by_test.items():
-        its = list(_limit(its, limit_per_test))
+    for its in _velociti_by_test(root, tests, limit_per_test, score_kw.get("num_frames", 8)):
         chosen += its
         others += [its[j] for j in other_video([it.video_id for it in its])]
-    _require_videos([(it.video_path, root.velociti_test(it.test), None, f"{it.video_id}/{it.event}") for it in chosen],
-                    score_kw.get("num_frames", 8))
-    requests = [ScoreRequest(v.video_path, cap) for it, o in zip(chosen, others) for v in (it, o)
-                for cap in (it.pos, it.neg)]
-    ll = _logliks(model, processor, requests, resume_file, shard, video_cache=video_cache, **score_kw)
-    ll = ll.reshape(len(chosen), 4)
+    ll = _pair_logliks(model, processor, [(it.video_path, o.video_path, it.pos, it.neg)
+                                          for it, o in zip(chosen, others)], resume_file, shard,
+                       video_cache=video_cache, **score_kw)
     return pd.DataFrame({
         "test": [it.test for it in chosen], "video_id": [it.video_id for it in chosen],
         "event": [it.event for it in chosen], "other_video_id": [o.video_id for o in others],
