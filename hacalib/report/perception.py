@@ -188,16 +188,15 @@ def perception_reading(report: pd.DataFrame, gate: Gate = GATE) -> str:
     for family, lines in verdicts.groupby("family", sort=False, dropna=False):
         name = "" if pd.isna(family) else f"{FAMILY_LABELS.get(family, family)}: "
         read = [f"{r.benchmark} {r.test}" for r in lines.itertuples() if r.testable]
-        text_given = [f"{r.benchmark} {r.test} (control {r.control:.2f}, up to {r.highest_control:.2f})"
-                      for r in lines.itertuples()
+        text_given = [f"{r.benchmark} {r.test} (control {r.control:.2f}, up to {r.highest_control:.2f} > "
+                      f"{gate.max_control:.2f})" for r in lines.itertuples()
                       if not r.testable and r.highest_control > gate.max_control]
         unseen = [f"{r.benchmark} {r.test} ({r.value:.2f} / {r.control:.2f})" for r in lines.itertuples()
                   if not r.testable and r.highest_control <= gate.max_control]
         parts.append(
             f"{name}{len(read)} of {len(lines)} tests pass the perception gate"
             + (f" ({', '.join(read)})" if read else "")
-            + (f"; on some base model the text alone gives away {', '.join(text_given)} (control above "
-               f"{gate.max_control:.2f})" if text_given else "")
+            + (f"; on some base model the text alone gives away {', '.join(text_given)}" if text_given else "")
             + (f"; the base models do not see {', '.join(unseen)} (readout / control)" if unseen else "") + ".")
     return (f"Perception gate: {gate.describe()}. " + " ".join(parts)
             + " A claim on a test that fails the gate gets no verdict: 'not testable in this world'.")
