@@ -82,7 +82,7 @@ class Study:
 
     def base_runs(self) -> list[tuple[str, int, int]]:
         """The pretrained row's runs: one per base model."""
-        return [("pretrained", b, 0) for b in self.base_seeds]
+        return self.first.runs(("pretrained",))
 
     def perception(self, log: Callable[[str], None] | None = None) -> pd.DataFrame:
         """The perception report of every family's base models (`hacalib.report.perception.perception_report`): the
