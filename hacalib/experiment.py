@@ -39,6 +39,7 @@ from .data.layout import DataRoot
 from .io import write_frame_csv
 from .presets import PRESET_FAMILIES, Preset, family_slug
 from .presets import preset as get_preset
+from .scoring.derived import read_results
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
 # the perception readouts: caption log-likelihood, own video against another (`hacalib.report.perception`)
@@ -328,7 +329,7 @@ class Experiment:
         where = self.run_dir(row, seed, mask_ratio, base=base, **overrides) or self._base_results_dir(base)
         path = self.eval_file(benchmark, where, base, finetuned=row != "pretrained")
         if path.is_file():
-            return pd.read_csv(path, keep_default_na=False, na_values=[""])
+            return read_results(benchmark, path)
         # P(yes) and generation benchmarks keep their results per finished video here, so a killed evaluation
         # resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
@@ -351,7 +352,7 @@ class Experiment:
                 return df  # the launching kernel reads the file and removes the progress folder
         shutil.rmtree(progress, ignore_errors=True)
         # read back: the first call and every cached call then return the very same values
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return read_results(benchmark, path)
 
     def launch_fields(self) -> dict:
         """The settings a launched process needs to build this experiment (JSON-ready; one process each)."""

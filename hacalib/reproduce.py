@@ -205,7 +205,19 @@ def _without_injected_cell(src: Path):
 
     nb = nbformat.read(src, as_version=4)
     nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    nb.metadata.pop("papermill", None)  # the last run's record: papermill writes a new one
     return nb
+
+
+def _record_input_path(executed: Path, src: Path) -> None:
+    """papermill records the notebook it was given as `input_path`; given a notebook object rather than a path, it
+    stores the whole object there, and every reproduction would nest the previous notebook inside the next. The
+    record names the source file instead."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.setdefault("papermill", {})["input_path"] = src.name
+    nbformat.write(nb, executed)
 
 
 def notebook_title(src: Path) -> str:
@@ -257,6 +269,7 @@ def run_notebook(src: Path, dst: Path, params: dict, *, cwd: Path, kernel_name: 
                 pm.execute_notebook(_without_injected_cell(src), str(tmp_nb), parameters=used, cwd=str(cwd),
                                     kernel_name=kernel_name, progress_bar=False, request_save_on_cell_execute=False,
                                     config=ipc, extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+            _record_input_path(tmp_nb, src)
             tmp_nb.replace(tmp)
         except PapermillExecutionError as exc:
             kept = (failed_dir or dst.parent) / f"{dst.stem}.failed.ipynb"

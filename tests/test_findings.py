@@ -10,7 +10,7 @@ import pytest
 
 from hacalib.metrics.chance import majority_baseline, random_hit_at_k, random_ranking, random_ranking_ap
 from hacalib.report.findings import chance_lines, claim_lines, curve_reading, findings
-from hacalib.report.tables import claim_check
+from hacalib.report.claims import claim_check
 
 
 def test_random_ranking_ap_and_hit_at_k_equal_enumeration():
@@ -55,8 +55,10 @@ def test_claims_become_sentences_with_their_verdicts():
     assert claims["verdict"].tolist() == ["supported", "contradicted", "inconclusive", "consistent (no loss shown)"]
     lines = claim_lines(claims)
     assert lines[0].startswith("**HACA > entail**: +27.2 points [12.8, 41.5]") and "3 of 3 base models" in lines[0]
-    assert lines[0].endswith("**supported**.")
-    assert "0 of 3 base models" in lines[1] and lines[1].endswith("**contradicted**.")
+    # four claims at 95% each: after Holm's adjustment the two decided ones are no longer established
+    assert lines[0].endswith("**supported** (after Holm's adjustment over the table's claims: inconclusive).")
+    assert claims["holm_verdict"].tolist()[:2] == ["inconclusive", "inconclusive"]
+    assert "0 of 3 base models" in lines[1] and "**contradicted** (after Holm" in lines[1]
     assert "1 of 3 base models" in lines[2] and lines[2].endswith("**inconclusive**.")
 
 

@@ -17,7 +17,7 @@ from hacalib.report.perception import (
     verdicts_per_test,
     untestable,
 )
-from hacalib.report.tables import NOT_TESTABLE, claim_check
+from hacalib.report.claims import NOT_TESTABLE, claim_check
 from hacalib.scoring.evaluate import other_video
 
 

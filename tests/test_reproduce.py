@@ -63,6 +63,19 @@ def test_defaults_are_not_injected_and_a_stale_injected_cell_is_dropped(tmp_path
     assert ["injected-parameters"] not in tags and (tmp_path / "seen.txt").read_text() == "None"
 
 
+def test_an_executed_notebook_records_its_source_by_name_and_does_not_grow_per_run(tmp_path):
+    """papermill given a notebook object records the whole object as input_path: each in-place run would nest the
+    previous notebook inside the next (the committed notebooks reached megabytes that way)."""
+    src = tmp_path / "nb.ipynb"
+    _notebook(src, "smoke = False", "x = 1")
+    sizes = []
+    for _ in range(3):
+        run_notebook(src, src, {"smoke": True}, cwd=tmp_path)
+        sizes.append(src.stat().st_size)
+    assert nbformat.read(src, as_version=4).metadata["papermill"]["input_path"] == "nb.ipynb"
+    assert max(sizes) - min(sizes) < 200, sizes  # timestamps may differ by a few bytes, the notebook does not grow
+
+
 def test_reproduce_prints_one_line_per_notebook(tmp_path, capsys):
     from hacalib.reproduce import reproduce
 

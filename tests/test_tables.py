@@ -4,8 +4,8 @@ import pytest
 
 from scipy import stats
 
+from hacalib.report.claims import claim_check
 from hacalib.report.tables import (
-    claim_check,
     collapse_report,
     collapsed_runs,
     format_cell,
@@ -83,7 +83,7 @@ def test_the_pretrained_row_is_subtracted_within_its_own_base_model():
                 ("haca", 0, 1): pd.DataFrame({"all": "all", "acc": [1.0, 1.0]}),
                 ("haca", 1, 0): pd.DataFrame({"all": "all", "acc": [0.0, 0.0]}),
                 ("haca", 1, 1): pd.DataFrame({"all": "all", "acc": [1.0, 0.0]})}
-    from hacalib.report.tables import run_differences
+    from hacalib.report.claims import run_differences
 
     d = run_differences(per_item, "haca", "pretrained", "all", "all", "acc")
     assert {k: v.tolist() for k, v in d.items()} == {(0, 0): [0.0, -1.0], (0, 1): [0.0, 0.0],

@@ -21,7 +21,8 @@ from scipy import stats
 
 from hacalib.metrics import nested_interval
 from hacalib.report.retrieval_report import retrieval_matrices
-from hacalib.report.tables import retrieval_per_query, run_differences, velociti_per_item
+from hacalib.report.claims import run_differences
+from hacalib.report.tables import retrieval_per_query, velociti_per_item
 from hacalib.study import Study
 
 # (notebook, label, row A, row B, group column, group value, metric, bound in points)

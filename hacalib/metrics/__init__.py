@@ -2,14 +2,14 @@
 
 `METRICS[name]` is the registry (see `registry.Metric`); the modules hold the per-item functions:
 `velociti` (ClassicVLE, StrictVLE), `retrieval` (AP, R@k, VideoCon's convention, tie counts),
-`qa` (normalised exact match / containment), `ci` (bootstrap and seed intervals), `collapse`.
+`qa` (first answer span / normalised exact match / containment), `ci` (bootstrap and seed intervals), `collapse`.
 
 May import: its own package's modules.
 """
 
 from .ci import Interval, bootstrap_ci, nested_interval, summarize_seeds, t_interval
 from .collapse import is_collapsed, pyes_spread
-from .qa import contains_answer, exact_match, normalize_answer
+from .qa import contains_answer, exact_match, first_answer_match, first_answer_span, normalize_answer
 from .registry import METRICS, Metric, score_table
 from .retrieval import (
     ap_ties_broken,
@@ -32,6 +32,8 @@ __all__ = [
     "classic_vle",
     "contains_answer",
     "exact_match",
+    "first_answer_match",
+    "first_answer_span",
     "hit_at_k",
     "is_collapsed",
     "nested_interval",

@@ -128,6 +128,17 @@ class Interval:
     se_runs: float
     se_items: float
 
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of "the mean is 0" under the same t distribution: below 0.05 exactly when the 95%
+        interval excludes 0 (nan where there is no interval)."""
+        if not (np.isfinite(self.low) and np.isfinite(self.high)):
+            return float("nan")
+        se = float(np.hypot(self.se_runs, self.se_items))
+        if se == 0.0:  # every value equal: the interval is the point
+            return 0.0 if self.value != 0 else 1.0
+        return float(2 * stats.t.sf(abs(self.value) / se, self.df))
+
 
 def nested_interval(runs: Mapping[tuple[int, int], Sequence[float]], *, confidence: float = 0.95) -> Interval:
     """Mean and 95% interval of a per-item metric over runs nested in base models, items crossed with runs.

@@ -1,4 +1,10 @@
-"""Offline QA judge for one-word answers (MSRVTT-QA): normalised exact match and containment.
+"""Offline QA judges for one-word answers (MSRVTT-QA): first answer span, normalised exact match, containment.
+
+The headline judge is `first_answer_match`: the prediction is cut at its first sentence punctuation mark or line
+break and the normalised remainder must equal the normalised answer. A model fine-tuned to write corrections goes
+on after its answer ("three , there are two shapes"); containment would credit the "two" of the run-on text
+although the answer given is "three", and whole-prediction exact match would punish the run-on text although the
+answer given is right. The first span judges the answer the model gave, and only it (PROTOCOL.md, "QA judge").
 
 Normalisation (as SQuAD's evaluation script): lowercase, punctuation removed, the articles a/an/the
 dropped, whitespace collapsed. Containment asks whether the normalised answer occurs in the normalised
@@ -16,6 +22,8 @@ import string
 import numpy as np
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+# where a first answer ends: sentence punctuation or a line break (not apostrophes or hyphens inside a word)
+_SPAN_END = re.compile(r"[\n\r.,;:!?]")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
 
 
@@ -50,3 +58,13 @@ def contains_answer(predictions, answers) -> np.ndarray:
         n = len(g)
         out.append(float(any(p[i : i + n] == g for i in range(len(p) - n + 1))))
     return np.array(out)
+
+
+def first_answer_span(prediction: str) -> str:
+    """The prediction up to its first sentence punctuation mark or line break ("three , there are two" -> "three ")."""
+    return _SPAN_END.split(str(prediction), maxsplit=1)[0]
+
+
+def first_answer_match(predictions, answers) -> np.ndarray:
+    """Per item 1.0 where the normalised first answer span equals the normalised answer (the headline QA judge)."""
+    return exact_match([first_answer_span(p) for p in predictions], answers)

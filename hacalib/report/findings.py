@@ -22,7 +22,7 @@ import pandas as pd
 from .tables import FAMILY_LABELS, ROW_LABELS, ROWS, row_label
 
 PAPER_NOTE = ("The paper's own tables are not reproduced here (they need its model and data); its claims are checked "
-              "as DESIGN.md section 2 states them, on this preset's models and data.")
+              "as PROTOCOL.md (\"The paper's claims\") lists them, on this preset's models and data.")
 
 
 def _pct(x: float, scale: float = 100.0) -> str:
@@ -34,8 +34,9 @@ def _signed(x: float) -> str:
 
 
 def claim_lines(claims: pd.DataFrame, *, unit: str = "points") -> list[str]:
-    """'HACA > entail on agent_bind: +1.2 points [-3.4, 5.6], 2 of 3 base models agree: inconclusive.' A claim on a
-    test the base models do not perceive says so, with the readout (`claim_check`'s `perception` column)."""
+    """'HACA > entail on agent_bind: +1.2 points [-3.4, 5.6], positive in 2 of 3 base models: inconclusive. HACA is
+    level with the pretrained model (...)'. The Holm-adjusted verdict is named where it differs from the raw one; a
+    claim on a test the base models do not perceive says so, with the readout (`claim_check`'s `perception`)."""
     lines = []
     for c in claims.itertuples(index=False):
         if not np.isfinite(c.difference):
@@ -43,9 +44,14 @@ def claim_lines(claims: pd.DataFrame, *, unit: str = "points") -> list[str]:
             continue
         interval = f" [{c.ci_low:.1f}, {c.ci_high:.1f}]" if np.isfinite(c.ci_low) else " (no interval)"
         agree = f"; the difference is positive in {c.bases_agreeing} base models" if c.bases_agreeing else ""
+        holm = getattr(c, "holm_verdict", c.verdict)
+        holm = f" (after Holm's adjustment over the table's claims: {holm})" if holm != c.verdict else ""
         why = getattr(c, "perception", "")
         why = f" ({why})" if isinstance(why, str) and why else ""
-        lines.append(f"**{c.claim}**: {_signed(c.difference)} {unit}{interval}{agree}: **{c.verdict}**{why}.")
+        moved = getattr(c, "moved", "")
+        moved = f" {moved.rstrip('.')}." if isinstance(moved, str) and moved and not why else ""
+        lines.append(f"**{c.claim}**: {_signed(c.difference)} {unit}{interval}{agree}: **{c.verdict}**{holm}{why}."
+                     f"{moved}")
     return lines
 
 
@@ -53,8 +59,19 @@ def _label(row: str) -> str:
     return ROW_LABELS.get(row, row)
 
 
-def chance_lines(summary: pd.DataFrame, group: str, metric: str, chance: float | Mapping[str, float], *,
-                 scale: float = 100.0, what: str = "chance") -> list[str]:
+def _levels(summary: pd.DataFrame, chance, chance_metric: str | None, group: str):
+    """level(record) for a summary line: a constant, one per group value, or (`chance_metric`) the same row's value
+    of another metric of the summary (a chance level that depends on the row, e.g. StrictVLE's)."""
+    if chance_metric is None:
+        return lambda r: chance[getattr(r, group)] if isinstance(chance, Mapping) else chance
+    ref = summary[summary["metric"] == chance_metric]
+    keys = [c for c in ("family", "row", group) if c in ref.columns]
+    table = {tuple(k): v for k, v in zip(ref[keys].itertuples(index=False, name=None), ref["value"])}
+    return lambda r: table.get(tuple(getattr(r, k) for k in keys), float("nan"))
+
+
+def chance_lines(summary: pd.DataFrame, group: str, metric: str, chance: float | Mapping[str, float] | None = None,
+                 *, scale: float = 100.0, what: str = "chance", chance_metric: str | None = None) -> list[str]:
     """Per group value: the rows whose interval lies above, covers, or lies below the chance level.
 
     Args:
@@ -62,11 +79,13 @@ def chance_lines(summary: pd.DataFrame, group: str, metric: str, chance: float |
         group: its grouping column; metric: which metric's lines to read.
         chance: the chance level, one for all groups or one per group value.
         what: the reference's name in the text ('chance', 'a random ranking', 'the majority answer').
+        chance_metric: instead of `chance`, each row's own level: its value of this metric in the same summary
+            (e.g. `strict_vle_chance`); the level then follows each row in the text.
     """
     sel = summary[summary["metric"] == metric]
+    level_of = _levels(summary, chance, chance_metric, group)
     lines = []
     for g, part in sel.groupby(group, sort=False):
-        level = chance[g] if isinstance(chance, Mapping) else chance
         above, at, below = [], [], []
         families = list(dict.fromkeys(getattr(r, "family", None) for r in part.itertuples(index=False)))
         order = sorted(part.itertuples(index=False),
@@ -75,14 +94,17 @@ def chance_lines(summary: pd.DataFrame, group: str, metric: str, chance: float |
         for r in order:
             if not np.isfinite(r.value):
                 continue
-            cell = f"{row_label(r.row, getattr(r, 'family', None))} {_pct(r.value, scale)}"
+            level = level_of(r)
+            own = f" vs {_pct(level, scale)}" if chance_metric else ""
+            cell = f"{row_label(r.row, getattr(r, 'family', None))} {_pct(r.value, scale)}{own}"
             if np.isfinite(r.ci_low) and r.ci_low > level:
                 above.append(cell)
             elif np.isfinite(r.ci_high) and r.ci_high < level:
                 below.append(cell)
             else:
                 at.append(cell)
-        head = f"**{g}** ({what}: {_pct(level, scale)}%)"
+        head = (f"**{g}** (each row against its own {what})" if chance_metric
+                else f"**{g}** ({what}: {_pct(level_of(next(part.itertuples(index=False))), scale)}%)")
         if not above and not below:
             lines.append(f"{head}: every row is within its interval of {what} ({', '.join(at)}): no model is "
                          "distinguishable from it on this test.")
@@ -94,18 +116,76 @@ def chance_lines(summary: pd.DataFrame, group: str, metric: str, chance: float |
     return lines
 
 
-def findings(title: str, measured: str, *, claims: Sequence[str] = (), reference: Sequence[str] = (),
-             reading: Sequence[str] = (), paper_note: bool = True) -> str:
-    """The Findings section of a notebook as markdown.
+def chance_takeaway(summary: pd.DataFrame, group: str, metric: str, chance: float | Mapping[str, float] | None = None,
+                    *, what: str = "chance", noun: str = "tests", chance_metric: str | None = None) -> str:
+    """'On 7 of 9 tests every row is within its interval of chance; some row is above it on agent_iden, control.'"""
+    sel = summary[(summary["metric"] == metric) & np.isfinite(summary["value"].to_numpy(float))]
+    level_of = _levels(summary, chance, chance_metric, group)
+    above, below, groups = [], [], list(dict.fromkeys(sel[group]))
+    for g in groups:
+        rows = [r for r in sel.itertuples(index=False) if getattr(r, group) == g]
+        if any(np.isfinite(r.ci_low) and r.ci_low > level_of(r) for r in rows):
+            above.append(str(g))
+        if any(np.isfinite(r.ci_high) and r.ci_high < level_of(r) for r in rows):
+            below.append(str(g))
+    at = [g for g in groups if str(g) not in above and str(g) not in below]
+    text = (f"On {len(at)} of {len(groups)} {noun} every row is within its interval of {what}"
+            if at else f"On every one of the {len(groups)} {noun} some row differs from {what}")
+    text += f"; some row is above it on {', '.join(above)}" if above else ""
+    text += f"; some row is below it on {', '.join(below)}" if below else ""
+    return text + "."
+
+
+def claims_takeaway(claims: pd.DataFrame) -> str:
+    """'Of 10 claims checked here, 8 are not testable in this world (the base models do not perceive what they ask:
+    notebook 02); of the 2 read, 1 is supported (VideoChat2: ...; HACA is level with the pretrained model) and 1
+    inconclusive; Holm's adjustment changes none.'"""
+    from .claims import NO_RUN, NOT_TESTABLE
+
+    n = len(claims)
+    unread = int((claims["verdict"] == NOT_TESTABLE).sum())
+    missing = int((claims["verdict"] == NO_RUN).sum())
+    read = claims[~claims["verdict"].isin([NOT_TESTABLE, NO_RUN])]
+    parts = [f"Of the {n} claim{'s' if n != 1 else ''} checked here"]
+    if unread:
+        parts.append(f", {unread} {'is' if unread == 1 else 'are'} not testable in this world (the base models do not "
+                     "perceive what they ask: notebook 02's gate)")
+    if missing:
+        parts.append(f", {missing} have no usable run")
+    if read.empty:
+        return "".join(parts) + (": none is read." if unread or missing else ": none.")
+    counts = read["verdict"].value_counts()
+    verdicts = ", ".join(f"{k} {v}" for k, v in counts.items())
+    parts.append(f"; of the {len(read)} read: {verdicts}")
+    decided = read[read["verdict"].isin(["supported", "contradicted"])]
+    for c in decided.itertuples(index=False):
+        moved = getattr(c, "moved", "")
+        moved = moved.split(". ")[0] if isinstance(moved, str) and moved else ""
+        parts.append(f". {c.claim} is {c.verdict} ({_signed(c.difference)} [{c.ci_low:.1f}, {c.ci_high:.1f}])"
+                     + (f": {moved}" if moved else ""))
+    changed = int((read["verdict"] != read.get("holm_verdict", read["verdict"])).sum())
+    parts.append(f". Holm's adjustment over the table's claims changes {changed or 'no'} verdict"
+                 f"{'s' if changed != 1 else ''}.")
+    return "".join(parts).replace("..", ".")
+
+
+def findings(title: str, measured: str, *, takeaway: Sequence[str] = (), claims: Sequence[str] = (),
+             reference: Sequence[str] = (), reading: Sequence[str] = (), paper_note: bool = True) -> str:
+    """The Findings section of a notebook as markdown: the takeaway first, then the details.
 
     Args:
         title: what the notebook is (e.g. 'VELOCITI, Table 1').
         measured: one sentence on what was measured and how the intervals were made.
+        takeaway: two or three sentences on what the notebook found, built from its tables (`claims_takeaway`,
+            `chance_takeaway`, ...); they open the section.
         claims: `claim_lines` output (the paper's claims on this notebook's tables).
         reference: `chance_lines` output or other comparisons with a chance level or base rate.
         reading: plain sentences on what the numbers mean.
     """
-    out = [f"## Findings: {title}", "", measured]
+    out = [f"## Findings: {title}", ""]
+    if takeaway:
+        out += ["**In short.** " + " ".join(takeaway), ""]
+    out += [measured]
     if claims:
         out += ["", "**The paper's claims.** " + (PAPER_NOTE if paper_note else ""), ""]
         out += [f"- {c}" for c in claims]

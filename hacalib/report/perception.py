@@ -149,7 +149,7 @@ def verdicts_per_test(report: pd.DataFrame) -> pd.DataFrame:
 
 def untestable(report: pd.DataFrame, benchmark: str) -> dict[str | None, dict[str, str]]:
     """family -> {test: why it is not read} for `benchmark`'s tests that fail the gate on some base model; what
-    `hacalib.report.tables.claim_check` takes as `untestable`."""
+    `hacalib.report.claims.claim_check` takes as `untestable`."""
     out: dict[str | None, dict[str, str]] = {}
     verdicts = verdicts_per_test(report[report["benchmark"] == benchmark])
     for line in verdicts.itertuples():

@@ -6,8 +6,8 @@ are keyed (family, row, base, seed): every function below then works per family 
 `family` column (`FAMILY_LABELS` names it in reading tables); two families' runs are never compared or pooled. Per-item frames carry one 0/1 or
 real value per item and metric (e.g. ClassicVLE correctness per VELOCITI pair, AP per retrieval query).
 `summarize_runs` turns them into one line per (row, group, metric): the mean over base models, seeds and items with
-a 95% interval that covers all three (`hacalib.metrics.nested_interval`); `claim_check` does the same for the
-paired difference of two rows and counts the base models that agree with a claim.
+a 95% interval that covers all three (`hacalib.metrics.nested_interval`); `hacalib.report.claims` does the same for the
+paired difference of two rows.
 Runs whose P(yes) is constant are collapsed (`hacalib.metrics.is_collapsed`): they are left out of every number
 and counted in the `collapsed_runs` column; a row whose runs all collapsed shows no value, never a number.
 
@@ -47,7 +47,7 @@ def with_family(frames: dict[str | None, pd.DataFrame]) -> pd.DataFrame:
                      ignore_index=True)
 
 
-def _family_collapsed(collapsed, family: str | None) -> set[tuple]:
+def family_collapsed(collapsed, family: str | None) -> set[tuple]:
     """The (row, base, seed) runs of `family` in a `collapsed_runs` set."""
     return {k[1:] if len(k) == 4 else k for k in collapsed if (k[0] if len(k) == 4 else None) == family}
 
@@ -111,7 +111,7 @@ def run_key(key: tuple) -> tuple[str, int, int]:
     raise ValueError(f"a run key is (row, base, seed) or (row, seed), got {key!r}")
 
 
-def _runs_of(per_item: dict[tuple, pd.DataFrame], row: str, collapsed) -> dict[tuple[int, int], pd.DataFrame]:
+def usable_runs(per_item: dict[tuple, pd.DataFrame], row: str, collapsed) -> dict[tuple[int, int], pd.DataFrame]:
     """(base, seed) -> frame of the usable runs of `row` (collapsed runs left out)."""
     dropped = {run_key(k) for k in collapsed}
     out = {}
@@ -122,7 +122,7 @@ def _runs_of(per_item: dict[tuple, pd.DataFrame], row: str, collapsed) -> dict[t
     return dict(sorted(out.items()))
 
 
-def _select(df: pd.DataFrame, group: str, value) -> pd.DataFrame:
+def select_group(df: pd.DataFrame, group: str, value) -> pd.DataFrame:
     return df if group == "all" else df[df[group] == value]
 
 
@@ -144,14 +144,14 @@ def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Seq
     """
     families = by_family(per_item)
     if list(families) != [None]:
-        return with_family({f: summarize_runs(runs, group, metrics, collapsed=_family_collapsed(collapsed, f),
+        return with_family({f: summarize_runs(runs, group, metrics, collapsed=family_collapsed(collapsed, f),
                                               bounds=bounds) for f, runs in families.items()})
     lines = []
     names = list(dict.fromkeys(run_key(k)[0] for k in per_item))
     rows = [r for r in ROWS if r in names] + [r for r in names if r not in ROWS]
     for row in rows:
         every = [k for k in per_item if run_key(k)[0] == row]
-        usable = _runs_of(per_item, row, collapsed)
+        usable = usable_runs(per_item, row, collapsed)
         groups = list(dict.fromkeys(per_item[every[0]][group])) if group != "all" else ["all"]
         for g in groups:
             for m in metrics:
@@ -159,7 +159,7 @@ def summarize_runs(per_item: dict[tuple, pd.DataFrame], group: str, metrics: Seq
                         "ci": "", "bases": len({b for b, _ in usable}), "runs": len(usable), "items": 0,
                         "collapsed_runs": len(every) - len(usable)}
                 if usable:
-                    values = {k: _select(df, group, g)[m].to_numpy(dtype=float) for k, df in usable.items()}
+                    values = {k: select_group(df, group, g)[m].to_numpy(dtype=float) for k, df in usable.items()}
                     ci = nested_interval(values)
                     line.update(value=ci.value, ci_low=ci.low, ci_high=ci.high, ci=ci.method,
                                 items=int(next(iter(values.values())).size))
@@ -214,93 +214,3 @@ def pivot(summary: pd.DataFrame, columns: str, metric: str, *, scale: float = 10
     out = out[list(dict.fromkeys(sel[columns]))]
     out.index = [ROW_LABELS.get(r, r) for r in out.index]
     return out.reset_index(names="model").rename_axis(columns=None)
-
-
-def run_differences(per_item: dict[tuple, pd.DataFrame], a: str, b: str, group: str, group_value,
-                    metric: str, collapsed: set[tuple] = frozenset()) -> dict[tuple[int, int], np.ndarray]:
-    """(base, seed) -> per-item differences A - B of one group's items.
-
-    Runs are paired within a base model: the same fine-tuning seed shares the data order across objectives; a row
-    with one run per base model (the pretrained model) is subtracted from every run of that base model. Only base
-    models (and seeds) that both rows have usable runs for enter.
-    """
-    ra, rb = _runs_of(per_item, a, collapsed), _runs_of(per_item, b, collapsed)
-
-    def values(df):
-        return _select(df, group, group_value)[metric].to_numpy(dtype=float)
-
-    out = {}
-    for base in sorted({k[0] for k in ra} & {k[0] for k in rb}):
-        sa = {s: df for (bb, s), df in ra.items() if bb == base}
-        sb = {s: df for (bb, s), df in rb.items() if bb == base}
-        if len(sb) == 1 and len(sa) >= 1:  # B once per base model (pretrained): subtracted from every run of A
-            (other,) = sb.values()
-            out.update({(base, s): values(df) - values(other) for s, df in sa.items()})
-        elif len(sa) == 1:  # A once per base model
-            (one,) = sa.values()
-            out.update({(base, s): values(one) - values(df) for s, df in sb.items()})
-        else:  # both rows fine-tuned: paired by seed
-            out.update({(base, s): values(sa[s]) - values(sb[s]) for s in sorted(set(sa) & set(sb))})
-    return out
-
-
-NOT_TESTABLE = "not testable in this world"
-
-
-def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
-                claims: Sequence[tuple], *, collapsed: set[tuple] = frozenset(), scale: float = 100.0,
-                untestable: Mapping | None = None) -> pd.DataFrame:
-    """Test claims "row A beats row B on group G" (or "A is not below B"): the difference A - B with its 95% interval.
-
-    Each claim is (label, A, B, G) or (label, A, B, G, kind) with kind "greater" (the default: A beats B) or
-    "not_lower" (A keeps B's level, e.g. HACA keeps the pretrained model's QA). The interval is
-    `hacalib.metrics.nested_interval` of the paired per-item differences (`run_differences`), so it covers base models,
-    fine-tuning seeds and items. Verdicts, "greater": 'supported' when the whole interval is above 0, 'contradicted'
-    when it is below 0, 'inconclusive' otherwise; "not_lower": 'contradicted' when the interval is below 0,
-    'supported' when above, 'consistent (no loss shown)' when it holds 0; 'n/a' when a row has no usable run.
-    `bases_agreeing` says in how many base models the mean difference is positive. Runs keyed by family: each claim
-    once per family, its label prefixed with the family's name, a `family` column first.
-
-    `untestable`: family (None without families) -> {group value: why} for the tests the base models do not perceive
-    (`hacalib.report.perception.untestable`); a claim on one keeps its difference and interval but its verdict is
-    `NOT_TESTABLE`, and column `perception` says why. Without it every claim is read (and `perception` is empty).
-    """
-    families = by_family(per_item)
-    if list(families) != [None]:
-        return with_family({f: claim_check(runs, group, metric,
-                                           [(f"{FAMILY_LABELS.get(f, f)}: {c[0]}", *c[1:]) for c in claims],
-                                           collapsed=_family_collapsed(collapsed, f), scale=scale,
-                                           untestable=None if untestable is None else {None: untestable.get(f, {})})
-                            for f, runs in families.items()})
-    unread = (untestable or {}).get(None, {})
-    lines = []
-    for claim in claims:
-        label, a, b, g = claim[:4]
-        kind = claim[4] if len(claim) > 4 else "greater"
-        if kind not in ("greater", "not_lower"):
-            raise ValueError(f"claim {label!r}: kind must be 'greater' or 'not_lower', got {kind!r}")
-        diffs = run_differences(per_item, a, b, group, g, metric, collapsed)
-        line = {"claim": label, "difference": np.nan, "ci_low": np.nan, "ci_high": np.nan, "bases": 0, "runs": 0,
-                "bases_agreeing": "", "ci": "", "verdict": "n/a (collapsed or missing)"}
-        if diffs:
-            ci = nested_interval(diffs)
-            per_base = {}
-            for (base, _), d in diffs.items():
-                per_base.setdefault(base, []).append(d.mean())
-            positive = sum(np.mean(v) > 0 for v in per_base.values())
-            if not np.isfinite(ci.low):
-                verdict = "inconclusive (no interval)"
-            elif ci.low > 0:
-                verdict = "supported"
-            elif ci.high < 0:
-                verdict = "contradicted"
-            else:
-                verdict = "inconclusive" if kind == "greater" else "consistent (no loss shown)"
-            line.update(difference=ci.value * scale, ci_low=ci.low * scale, ci_high=ci.high * scale,
-                        bases=len(per_base), runs=len(diffs), bases_agreeing=f"{positive} of {len(per_base)}",
-                        ci=ci.method, verdict=verdict)
-        if g in unread:  # the base models do not see what the test asks: no verdict, whatever the difference
-            line["verdict"] = NOT_TESTABLE
-        line["perception"] = unread.get(g, "")
-        lines.append(line)
-    return pd.DataFrame(lines)

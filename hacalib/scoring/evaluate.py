@@ -23,7 +23,7 @@ from ..errors import DataError
 from ..metrics.controls import other_video
 from .answers_file import generate_to_file
 from .generation import CORRECTION_MAX_NEW_TOKENS, correction_prompts, generate_texts, qa_inputs
-from .judges import judge_offline
+from .derived import judge_answers, measure_corrections
 from .loglik import caption_loglik
 from .pyes import p_yes
 from .requests import ScoreRequest
@@ -257,7 +257,8 @@ def retrieval_scores(model: Any, processor: Any, root: DataRoot, name: str, *,
 def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None = None,
                video_cache: MutableMapping | None = None, resume_file: str | Path | None = None,
                shard: Shard | None = None, **gen_kw: Any) -> pd.DataFrame:
-    """Greedy answers to the MSRVTT-QA-format questions, judged offline (exact match and containment).
+    """Greedy answers to the MSRVTT-QA-format questions, judged offline (`hacalib.scoring.derived.judge_answers`:
+    first answer span, exact match, containment).
     With `resume_file`, answers are also kept there per finished video, and a call interrupted by a kill continues
     from it (`hacalib.scoring.answers_file.generate_to_file`)."""
     items = load_msrvtt_qa(root.msrvtt_qa_questions, root.msrvtt_qa_answers, video_root=root.msrvtt_qa_videos)
@@ -266,12 +267,10 @@ def qa_answers(model: Any, processor: Any, root: DataRoot, *, limit: int | None 
                     gen_kw.get("num_frames", 8))
     requests, prompts = qa_inputs(model, items, source=str(root.msrvtt_qa_questions))
     preds = _texts(model, processor, requests, prompts, resume_file, shard, video_cache=video_cache, **gen_kw)
-    judged = judge_offline(preds, [it.answer for it in items])
-    return pd.DataFrame({
+    return judge_answers(pd.DataFrame({
         "question_id": [it.question_id for it in items], "type": [it.type for it in items],
         "question": [it.question for it in items], "answer": [it.answer for it in items], "prediction": preds,
-        "exact": judged["per_item_exact_match"], "contains": judged["per_item_contains"],
-    })
+    }))
 
 
 def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str = "test", limit: int | None = None,
@@ -281,8 +280,8 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     """The model's full greedy answer ("Yes" / "No, <correction>") to the entailment prompt of each held-out
     contrast caption, with how much the correction recovers the true caption. `resume_file`: as for `qa_answers`.
 
-    Returns columns misalignment, video, caption, neg_caption, answer, says_no, correction, differs_from_contrast,
-    overlap_true, overlap_contrast.
+    Returns columns misalignment, video, caption, neg_caption, answer, correction and the measures of
+    `hacalib.scoring.derived.measure_corrections` (says_no, exact, recovered, overlap_true, overlap_copy).
     """
     rows = heldout_rows(root, split, limit, duplicates)
     requests = [ScoreRequest(r.video_path, r.neg_caption) for r in rows]
@@ -290,37 +289,10 @@ def correction_answers(model: Any, processor: Any, root: DataRoot, *, split: str
     prompt = gen_kw.pop("prompt", "haca")  # the entailment question's wording (not an argument of generation)
     answers = _texts(model, processor, requests, correction_prompts(model, requests, prompt), resume_file, shard,
                      video_cache=video_cache, **gen_kw)
-    fixes = [correction_text(a) for a in answers]
-    return pd.DataFrame({
+    return measure_corrections(pd.DataFrame({
         "misalignment": [r.misalignment for r in rows], "video": [r.videopath for r in rows],
         "caption": [r.caption for r in rows], "neg_caption": [r.neg_caption for r in rows], "answer": answers,
-        "says_no": [a.strip().lower().startswith("no") for a in answers], "correction": fixes,
-        "differs_from_contrast": [bool(f) and _norm(f) != _norm(r.neg_caption) for f, r in zip(fixes, rows)],
-        "overlap_true": [word_overlap(f, r.caption) for f, r in zip(fixes, rows)],
-        "overlap_contrast": [word_overlap(f, r.neg_caption) for f, r in zip(fixes, rows)],
-    })
-
-
-def correction_text(answer: str) -> str:
-    """The correction inside an answer: the text after a leading "No" and its punctuation ("" for "Yes")."""
-    text = answer.strip()
-    if not text.lower().startswith("no"):
-        return ""
-    return text[2:].lstrip(" ,.:;-").strip()
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().replace(",", " ").replace(".", " ").split())
-
-
-def word_overlap(a: str, b: str) -> float:
-    """Fraction of b's words (multiset) that also occur in a: how much a correction recovers the true caption."""
-    from collections import Counter
-
-    wa, wb = Counter(a.lower().replace(",", " ").replace(".", " ").split()), \
-        Counter(b.lower().replace(",", " ").replace(".", " ").split())
-    total = sum(wb.values())
-    return float(sum((wa & wb).values()) / total) if total else float("nan")
+    }))
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Judging open-ended answers: the offline QA judge and an optional LLM judge.
 
-`judge_offline` (normalised exact match and containment, `hacalib.metrics.qa`) is the default;
+`judge_offline` (first answer span, normalised exact match and containment, `hacalib.metrics.qa`) is the default;
 `llm_judge` sends Video-ChatGPT's evaluation prompt to an OpenAI-compatible chat endpoint and returns its
 accuracy and mean 0-5 score. It needs a key the caller passes in; nothing here reads it from the
 environment, logs it, or puts it in an error message.
@@ -19,14 +19,17 @@ from typing import Sequence
 
 import numpy as np
 
-from ..metrics import contains_answer, exact_match
+from ..metrics import contains_answer, exact_match, first_answer_match
 
 
 def judge_offline(predictions: Sequence[str], answers: Sequence[str]) -> dict:
-    """Offline QA judge: mean normalised exact match and containment, with per-item arrays."""
+    """Offline QA judges: the mean of the first answer span's match (the headline), normalised exact match and
+    containment, with per-item arrays."""
+    first = first_answer_match(predictions, answers)
     em, contains = exact_match(predictions, answers), contains_answer(predictions, answers)
-    return {"exact_match": float(em.mean()), "contains": float(contains.mean()), "n": int(em.size),
-            "per_item_exact_match": em, "per_item_contains": contains}
+    return {"first_answer": float(first.mean()), "exact_match": float(em.mean()), "contains": float(contains.mean()),
+            "n": int(em.size), "per_item_first_answer": first, "per_item_exact_match": em,
+            "per_item_contains": contains}
 
 
 # Video-ChatGPT's evaluation prompt, verbatim (mbzuai-oryx/Video-ChatGPT,
