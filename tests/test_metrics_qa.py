@@ -2,7 +2,7 @@
 
 import pytest
 
-from hacalib.metrics import METRICS, contains_answer, exact_match, normalize_answer
+from hacalib.metrics import METRICS, contains_answer, exact_match, first_answer_match, first_answer_span, normalize_answer
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,14 @@ def test_bad_inputs_raise():
         exact_match(["a", "b"], ["dog", "the"])
     with pytest.raises(ValueError, match="2 predictions for 1 answers"):
         contains_answer(["a", "b"], ["dog"])
+
+
+def test_first_answer_judges_the_answer_given_not_the_run_on_text():
+    """The case that made 'contains' favour HACA: a wrong first answer followed by a description holding the gold."""
+    preds = ["three , there are two shapes .", "two , there are two shapes", "Two.\nmore", "the man's hat",
+             "a dog runs", ", two", "circle; square"]
+    golds = ["two", "two", "two", "man s hat", "dog", "two", "circle"]
+    assert first_answer_match(preds, golds).tolist() == [0, 1, 1, 1, 0, 0, 1]
+    assert contains_answer(preds[:1], golds[:1]).tolist() == [1]  # the judge it replaces as the headline
+    assert first_answer_span("three , there are two") == "three "
+    assert METRICS["qa_first_answer"](preds, golds) == pytest.approx(4 / 7)
