@@ -34,6 +34,10 @@ def quiet() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    import pandas as pd
+
+    # captions are shown whole: pandas cuts text at 50 characters by default, often just before the changed word
+    pd.set_option("display.max_colwidth", None)
 
 
 def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int] | None, smoke: bool,

@@ -27,6 +27,7 @@ NOTEBOOKS = (
     "05_table2_qa",
     "06_mask_ratio",
     "07_failure_analysis",
+    "00_summary",  # last: it reads the tables the others wrote
 )
 
 

@@ -90,15 +90,22 @@ def test_curve_reading_and_the_section():
     assert section.index("The paper's claims") < section.index("Against chance") < section.index("Reading")
 
 
-def test_exact_match_reading_names_only_the_models_that_go_on_after_the_answer():
-    from hacalib.report.findings import exact_match_reading
+def test_judges_reading_names_the_models_credited_for_answers_they_did_not_give():
+    from hacalib.report.findings import judges_reading
 
-    overall = pd.DataFrame({"row": ["pretrained", "pretrained", "haca", "haca"], "all": "all",
-                            "metric": ["exact", "contains"] * 2, "value": [0.56, 0.56, 0.16, 0.58]})
-    text = exact_match_reading(overall)
-    assert "Pretrained 0.0, HACA 42.0" in text and "HACA continue after the answer" in text
-    quiet = overall.assign(value=[0.56, 0.56, 0.57, 0.58])
-    assert "Every gap is small" in exact_match_reading(quiet) and "continue" not in exact_match_reading(quiet)
+    overall = pd.DataFrame({"row": ["pretrained"] * 3 + ["haca"] * 3, "all": "all",
+                            "metric": ["first_answer", "exact", "contains"] * 2,
+                            "value": [0.56, 0.56, 0.56, 0.44, 0.16, 0.58]})
+    text = judges_reading(overall)
+    assert "after a different first answer): Pretrained 0.0, HACA 14.0" in text
+    assert "followed by more words): Pretrained 0.0, HACA 28.0" in text and "HACA run on after a wrong" in text
+    quiet = overall.assign(value=[0.56, 0.56, 0.56, 0.57, 0.55, 0.58])
+    assert "run on" not in judges_reading(quiet)
+
+
+def test_findings_open_with_the_takeaway():
+    section = findings("T", "Measured.", takeaway=["First.", "Second."], reading=["x"])
+    assert section.startswith("## Findings: T\n\n**In short.** First. Second.\n\nMeasured.")
 
 
 def test_ties_reading_says_whether_the_conventions_differ():

@@ -133,7 +133,7 @@ def test_retrieval_control_uses_a_video_that_shows_neither_template():
 
 def test_qa_probes_compare_each_type_with_its_majority_answer():
     df = pd.DataFrame({"type": ["where"] * 4 + ["what"] * 2, "answer": ["left", "left", "left", "up", "red", "blue"],
-                       "exact": [1, 1, 0, 0, 1, 1]})
+                       "first_answer": [1, 1, 0, 0, 1, 1]})
     probes = qa_probes({("video_llava", "pretrained", 0, 0): df}).set_index("type")
     assert probes.loc["where", "accuracy"] == 0.5 and probes.loc["where", "chance"] == 0.75
     assert probes.loc["what", "accuracy"] == 1.0 and probes.loc["what", "chance"] == 0.5

@@ -46,8 +46,8 @@ def test_run_notebook_injects_only_declared_parameters(tmp_path):
     assert "seeds" not in "".join(c.source for c in executed.cells)
 
 
-def test_notebook_order_is_the_paper_walkthrough():
-    assert [n[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_notebook_order_is_the_paper_walkthrough_then_the_summary():
+    assert [n[:2] for n in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "00"]
 
 
 def test_defaults_are_not_injected_and_a_stale_injected_cell_is_dropped(tmp_path):

@@ -109,3 +109,36 @@ def readout_per_item(pairs: pd.DataFrame, logliks: pd.DataFrame) -> pd.DataFrame
         "loglik": (logliks["ll_true"] > logliks["ll_false"]).to_numpy(dtype=float),
         "loglik_other_video": (logliks["ll_true_other"] > logliks["ll_false_other"]).to_numpy(dtype=float),
     })
+
+
+def readout_reading(readouts: pd.DataFrame, *, margin: float = 0.10, scale: float = 100.0) -> list[str]:
+    """Per run (family, row): the misalignment types its captioning head perceives (log p(caption | video) prefers
+    the true caption, its interval above 50%, and at least `margin` above the same readout on another video) and,
+    of those, the ones its P(yes) does not use (P(yes)'s interval reaches 50%): the setting HACA is about."""
+    wide = readouts.pivot_table(index=[c for c in ("family", "row", "misalignment") if c in readouts.columns],
+                                columns="metric", values=["value", "ci_low"], aggfunc="first")
+    lines = []
+    keys = [c for c in ("family", "row") if c in readouts.columns]
+    for key, part in readouts.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        family, row = (key if len(key) == 2 else (None, key[0]))
+        seen, unused = [], []
+        for t in dict.fromkeys(part["misalignment"]):
+            if t == "all":
+                continue
+            at = (*key, t)
+            ll, ctl = wide.loc[at, ("value", "loglik")], wide.loc[at, ("value", "loglik_other_video")]
+            if wide.loc[at, ("ci_low", "loglik")] > 0.5 and ll - ctl >= margin:
+                py, py_low = wide.loc[at, ("value", "p_yes")], wide.loc[at, ("ci_low", "p_yes")]
+                seen.append(f"{t} ({ll * scale:.0f} vs {ctl * scale:.0f} on another video; P(yes) {py * scale:.0f})")
+                if not py_low > 0.5:
+                    unused.append(t)
+        name = row_label(row, family)
+        if not seen:
+            lines.append(f"{name}: its captioning head prefers the true caption on no type beyond what the text alone "
+                         "gives: nothing here for its yes/no answer to use.")
+            continue
+        lines.append(f"{name}: its captioning head perceives {', '.join(seen)}"
+                     + (f"; its P(yes) does not use it on {', '.join(unused)} (interval reaches 50%)" if unused
+                        else "; its P(yes) uses every one of them") + ".")
+    return lines

@@ -1,6 +1,6 @@
 """Small tables that describe a dataset: misalignment-type mix, caption statistics, example triplets.
 
-May import: pandas.
+May import: pandas, `hacalib.metrics`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from collections import Counter
 from typing import Iterable, Sequence
 
 import pandas as pd
+
+from ..metrics.corrections import changed_spans
 
 
 def misalignment_mix(rows: Sequence) -> pd.DataFrame:
@@ -39,15 +41,9 @@ def caption_stats(rows: Sequence) -> pd.DataFrame:
 
 
 def word_diff(a: str, b: str) -> str:
-    """The words of `b` that are not in `a`, in order: shows what a contrast caption changed."""
-    seen = Counter(a.lower().split())
-    out = []
-    for w in b.lower().split():
-        if seen[w] > 0:
-            seen[w] -= 1
-        else:
-            out.append(w)
-    return " ".join(out)
+    """What contrast caption `b` changed in true caption `a`: its word spans that differ, in order, joined by " / "
+    (a replaced word, an inserted clause, or both halves of a swapped order)."""
+    return " / ".join(" ".join(span) for span in changed_spans(b, a))
 
 
 def triplet_table(triplets: Sequence, n: int = 8, per_type: bool = True) -> pd.DataFrame:

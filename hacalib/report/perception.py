@@ -163,8 +163,8 @@ def untestable(report: pd.DataFrame, benchmark: str) -> dict[str | None, dict[st
 
 def qa_probes(answers: Mapping[tuple, pd.DataFrame]) -> pd.DataFrame:
     """The world's question-answer probes beside the readout: per (family, base, question type) the pretrained
-    model's exact-match accuracy on MSRVTT-QA-format questions (`evaluate.qa_answers`) and the type's chance, the
-    accuracy of always giving its most frequent answer (`hacalib.metrics.chance.majority_baseline`)."""
+    model's accuracy on MSRVTT-QA-format questions (`evaluate.qa_answers`, judged by the first answer span) and the
+    type's chance, the accuracy of always giving its most frequent answer (`hacalib.metrics.chance.majority_baseline`)."""
     from ..metrics.chance import majority_baseline
 
     lines = []
@@ -173,7 +173,7 @@ def qa_probes(answers: Mapping[tuple, pd.DataFrame]) -> pd.DataFrame:
             _, base, _ = run_key(key)
             chance = majority_baseline(df["answer"].astype(str), df["type"].astype(str)).set_index("type")
             for qtype, items in df.groupby("type", sort=False):
-                n, right = len(items), int(items["exact"].astype(float).sum())
+                n, right = len(items), int(items["first_answer"].astype(float).sum())
                 low, high = wilson(right, n)
                 lines.append({"family": family, "base": base, "type": qtype, "accuracy": right / n, "ci_low": low,
                               "ci_high": high, "chance": float(chance.loc[qtype, "accuracy"]),
@@ -200,3 +200,13 @@ def perception_reading(report: pd.DataFrame, gate: Gate = GATE) -> str:
             + (f"; the base models do not see {', '.join(unseen)} (readout / control)" if unseen else "") + ".")
     return (f"Perception gate: {gate.describe()}. " + " ".join(parts)
             + " A claim on a test that fails the gate gets no verdict: 'not testable in this world'.")
+
+
+def perception_takeaway(report: pd.DataFrame) -> str:
+    """'Video-LLaVA's base models perceive 4 of 16 tests (videocon hallucination, ...); VideoChat2's 5 of 16 (...).'"""
+    parts = []
+    for family, lines in verdicts_per_test(report).groupby("family", sort=False, dropna=False):
+        name = "The base models" if pd.isna(family) else f"{FAMILY_LABELS.get(family, family)}'s base models"
+        read = [f"{r.benchmark} {r.test}" for r in lines.itertuples() if r.testable]
+        parts.append(f"{name} perceive {len(read)} of {len(lines)} tests" + (f" ({', '.join(read)})" if read else ""))
+    return "; ".join(parts) + ". A claim on a test they do not perceive is not read (not testable in this world)."

@@ -57,6 +57,7 @@ def loss_curves(histories: dict, title: str = "training loss"):
 
 METRIC_LABELS = {"classic_vle": "ClassicVLE", "strict_vle": "StrictVLE", "map": "mAP", "map_videocon": "mAP (VideoCon)",
                  "contains": "accuracy (answer contained)", "exact": "accuracy (exact match)",
+                 "first_answer": "accuracy (first answer)",
                  "pairwise_acc": "pairwise accuracy"}
 
 
@@ -85,7 +86,7 @@ def row_palette(rows: Sequence[str]) -> dict:
 
 def interval_points(summary, group: str, metric: str, *, title: str, scale: float = 100.0,
                     labels: dict | None = None, chance: float | dict | None = None, chance_label: str = "chance",
-                    ylabel: str | None = None):
+                    ylabel: str | None = None, panel_height: float = 3.8):
     """Point + 95% CI per (group value, model row), from a `hacalib.report.tables.summarize_runs` frame; a summary
     with a `family` column gets one panel per model family, one above the other, on the same axis range.
 
@@ -103,7 +104,7 @@ def interval_points(summary, group: str, metric: str, *, title: str, scale: floa
     rows = list(dict.fromkeys(sel["row"]))
     axes_style, context = _style()
     with axes_style, context:
-        fig, axes = plt.subplots(len(families), 1, figsize=(max(6.5, 1.1 * len(groups) + 2.5), 3.8 * len(families)),
+        fig, axes = plt.subplots(len(families), 1, figsize=(max(6.5, 1.1 * len(groups) + 2.5), panel_height * len(families)),
                                  squeeze=False, sharey=True)
         for ax, family in zip(axes[:, 0], families):
             part = sel if family is None else sel[sel["family"] == family]
@@ -142,7 +143,8 @@ def _intervals(ax, sel, group: str, groups: list, rows: list, scale: float, labe
 def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: float = 100.0,
                   ylabel: str = "ClassicVLE (%)", chance: float | None = None, ncols: int = 3):
     """Small multiples (a seaborn FacetGrid): one panel per `group` value, `value` against `x` (a fraction, shown in
-    %) with its 95% CI band (ci_low/ci_high); each panel's y-axis fits its own curve, chance dashed."""
+    %) with its 95% CI band (ci_low/ci_high); every panel on the same y-axis (noise must not look like structure
+    because one panel's axis is narrower), chance dashed."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -167,7 +169,7 @@ def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: flo
     axes_style, context = _style()
     with axes_style, context:
         grid = sns.FacetGrid(data, col=group, col_wrap=min(ncols, data[group].nunique()), height=2.4, aspect=1.25,
-                             sharey=False, col_order=list(dict.fromkeys(data[group])))
+                             sharey=True, col_order=list(dict.fromkeys(data[group])))
         grid.map_dataframe(panel)
         grid.set_titles("{col_name}")
         grid.set_axis_labels(xlabel, ylabel)
@@ -178,3 +180,16 @@ def metric_curves(df, x: str, group: str, *, title: str, xlabel: str, scale: flo
             sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(families), title=None,
                             frameon=False)
     return grid.figure
+
+
+def readout_points(readouts, labels: dict, *, title: str, chance: float = 0.5):
+    """`interval_points` for the readouts of notebook 07 (a `summarize_runs` table with metrics such as p_yes,
+    loglik and loglik_other_video per misalignment type): one panel per run (family and row), one point and
+    interval per readout, the other-video readout as the text-only control and chance dashed."""
+    from .tables import row_label
+
+    families = readouts["family"] if "family" in readouts.columns else [None] * len(readouts)
+    panels = readouts.assign(family=[row_label(r, f) for r, f in zip(readouts["row"], families)],
+                             row=readouts["metric"], metric="pairwise")
+    return interval_points(panels, "misalignment", "pairwise", title=title, labels=labels, chance=chance,
+                           ylabel="pairwise accuracy (%)", panel_height=2.7)

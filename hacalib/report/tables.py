@@ -80,10 +80,15 @@ def collapsed_runs(report: pd.DataFrame) -> set[tuple[str, int, int]]:
 
 
 def velociti_per_item(items: pd.DataFrame) -> pd.DataFrame:
-    """ClassicVLE / StrictVLE correctness of every VELOCITI pair (columns test, classic_vle, strict_vle)."""
+    """ClassicVLE / StrictVLE correctness of every VELOCITI pair (columns test, classic_vle, strict_vle) and the
+    pair's StrictVLE chance (`strict_vle_chance`): what a scorer with the same two P(yes) values would get if a coin
+    decided which of them goes to the true description. It is half where exactly one value is above 0.5 and 0
+    otherwise, so it follows the row's own P(yes): a row whose P(yes) never crosses 0.5 has chance 0 there."""
+    p_pos, p_neg = items["p_pos"].to_numpy(float), items["p_neg"].to_numpy(float)
     return pd.DataFrame({"test": items["test"].to_numpy(),
-                         "classic_vle": classic_vle(items["p_pos"], items["p_neg"]).astype(float),
-                         "strict_vle": strict_vle(items["p_pos"], items["p_neg"]).astype(float)})
+                         "classic_vle": classic_vle(p_pos, p_neg).astype(float),
+                         "strict_vle": strict_vle(p_pos, p_neg).astype(float),
+                         "strict_vle_chance": 0.5 * (strict_vle(p_pos, p_neg) + strict_vle(p_neg, p_pos))})
 
 
 def pairwise_per_item(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -214,3 +219,30 @@ def pivot(summary: pd.DataFrame, columns: str, metric: str, *, scale: float = 10
     out = out[list(dict.fromkeys(sel[columns]))]
     out.index = [ROW_LABELS.get(r, r) for r in out.index]
     return out.reset_index(names="model").rename_axis(columns=None)
+
+
+def with_chance_row(table: pd.DataFrame, chance: Mapping[str, float], label: str = "chance", *,
+                    scale: float = 100.0) -> pd.DataFrame:
+    """A `pivot` reading table with a last line that gives the chance level of each column (e.g. 50.0 for
+    ClassicVLE, a random ranking's exact expectation for mAP and R@k); columns without one stay empty."""
+    line = {c: (f"{chance[c] * scale:.1f}" if c in chance else "") for c in table.columns}
+    line.update({"model": label, **({"family": "all"} if "family" in table.columns else {})})
+    return pd.concat([table, pd.DataFrame([line])], ignore_index=True)
+
+
+def collapse_line(report: pd.DataFrame, row: str = "row") -> str:
+    """One line for a `collapse_report` (its model column named `row`): which runs collapsed (if any) and, per row,
+    the highest P(yes) its runs reach (StrictVLE and 'confirmed' counts need P(yes) above 0.5); the table itself
+    goes to figures/."""
+    keys = ["family", row] if "family" in report.columns else [row]
+    bad = report[report["collapsed"]]
+    head = (f"No run of {len(report)} collapsed (P(yes) constant)." if bad.empty else
+            f"{len(bad)} of {len(report)} runs collapsed (P(yes) constant) and are left out: "
+            + ", ".join(f"{row_label(str(r[row]), r.get('family'))} base {r['base']} seed {r['seed']}"
+                        for r in bad.to_dict("records")) + ".")
+    parts = []
+    for key, part in report.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        name = row_label(str(key[-1]), key[0]) if len(key) == 2 else row_label(str(key[0]))
+        parts.append(f"{name} {part['max'].max():.2f}")
+    return head + " Highest P(yes) per row: " + ", ".join(parts) + "."
