@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-OBJECTIVES = ("entail", "haca", "haca_mask")  # the fine-tuning objectives (DESIGN.md section 4)
+OBJECTIVES = ("entail", "haca", "haca_mask")  # the fine-tuning objectives (PROTOCOL.md, "Prompts, targets and masking")
 DEFAULT_MASK_RATIO = 0.45  # the paper's share of content words masked by the masking task
 FAMILY_LABELS = {"video_llava": "Video-LLaVA", "videochat2": "VideoChat2"}  # model families as tables name them
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -143,7 +143,7 @@ class PretrainConfig(_Validated):
     steps: int = _f(4800, "optimizer steps of toy pretraining (all parameters, from scratch)", range=(1, None))
     batch_size: int = _f(8, "examples per step per process (packed: videos per step, each with all its examples)",
                          range=(1, None))
-    packed: bool = _f(True, "one packed sequence per video (prefix once, examples as segments; DESIGN.md section 7)")
+    packed: bool = _f(True, "one packed sequence per video (prefix once, examples as segments; PROTOCOL.md, \"Packed training\")")
     max_segments: int = _f(16, "packed: most examples in one packed sequence", range=(1, None))
     lr: float = _f(1e-3, "peak learning rate (3e-3 stayed on the text-only plateau: P(yes) constant)")
     warmup_steps: int = _f(50, "linear warmup steps", range=(0, None))

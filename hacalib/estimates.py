@@ -65,7 +65,7 @@ REF_CPU = "Intel Xeon (AVX-512), 2 torch threads, the reference 2-core machine"
 SPEEDS: dict[str, tuple[Speed, ...]] = {
     "videollava-7b": (
         Speed("pyes", 13.0, "pairs/s at 1 caption per video (one full forward per pair, batch 1)", H200,
-              "DESIGN.md section 7 and README 'Running on the real data' (bench/scoring.py --shape 7b)", 1),
+              "README 'Running on the real data' (bench/scoring.py --shape 7b)", 1),
         Speed("pyes", 314.7, "pairs/s at 32 captions per video (packed, 1 video per forward)", H200 +
               ", torch 2.11 / transformers 5.17", "README 'Running on the real data', re-measured December 2026 "
               "(bench/scoring.py --shape 7b; the low end of 314.7-344.5)", 32),

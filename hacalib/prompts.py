@@ -148,7 +148,7 @@ VIDEOCON_TEMPLATE = (
 
 ENTAIL_PROMPTS = {
     p.name: p for p in (
-        EntailPrompt("haca", PROMPT_VERSION, ENTAIL_TEMPLATE, "DESIGN.md section 4 (our default)",
+        EntailPrompt("haca", PROMPT_VERSION, ENTAIL_TEMPLATE, "PROTOCOL.md, \"Prompts, targets and masking\" (our default)",
                      "P(yes) = p(Yes) / (p(Yes) + p(No)) at the last prompt token, float32"),
         EntailPrompt("velociti_v1", "v1", VELOCITI_TEMPLATE,
                      "katha-ai/VELOCITI@109b117 (branch velociti_v1) video_llava/entailment.py",

@@ -1,4 +1,4 @@
-"""Examples per objective (DESIGN.md section 4) and their encoding with labels."""
+"""Examples per objective (PROTOCOL.md, "Prompts, targets and masking") and their encoding with labels."""
 
 from __future__ import annotations
 

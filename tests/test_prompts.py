@@ -1,4 +1,4 @@
-"""The versioned prompt templates say exactly what DESIGN.md section 4 says."""
+"""The versioned prompt templates say exactly what PROTOCOL.md, "Prompts, targets and masking", says."""
 
 from __future__ import annotations
 

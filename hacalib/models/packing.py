@@ -1,4 +1,4 @@
-"""One packed sequence per video: the mechanism scoring and training share (DESIGN.md section 7).
+"""One packed sequence per video: the mechanism scoring and training share (PROTOCOL.md, "Packed scoring" and "Packed training").
 
 A video's sequences (one per caption or target) all start with the same tokens: `USER: <video>...` with
 the video's hundreds to thousands of tokens. Packing writes that common **prefix once**, then every

@@ -70,7 +70,7 @@ REPORTED: tuple[Reported, ...] = (
              "the best closed model in the abstract; another model, for scale only"),
     Reported("velociti", "all", "strict_vle", "human", 93.0, VELOCITI_V2, "", "human accuracy in the abstract"),
     # SSv2: the HACA paper's pretrained Video-LLaVA row and VideoCon's baselines are in tables not read here.
-    # the HACA paper's question is our default as DESIGN.md states it (not checked against the paper's own text)
+    # the HACA paper's question is our default (PROTOCOL.md, "Prompts, targets and masking"; not checked against the paper's own text)
     Reported("ssv2", "temporal", "map", PAPER_MODEL, None, "HACA (arXiv 2502.15079), SSv2 retrieval table", "haca",
              NOT_READ + "its pretrained Video-LLaVA row"),
     Reported("ssv2", "events", "map", PAPER_MODEL, None, "HACA (arXiv 2502.15079), SSv2 retrieval table", "haca",

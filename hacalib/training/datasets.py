@@ -144,7 +144,7 @@ class VideoTextDataset(Dataset):
 class PackedVideoDataset(Dataset):
     """One item per video (or per chunk of a video's examples): the examples packed behind their shared prefix.
 
-    DESIGN.md section 7: a video's examples all start with the same prompt tokens, including the hundreds to
+    PROTOCOL.md, "Packed training": a video's examples all start with the same prompt tokens, including the hundreds to
     thousands of video tokens. Packed (`hacalib.models.packing.pack`), the prefix and the vision tower run once
     per video and every example becomes a segment that sees the prefix and itself; the loss is the same as
     on the separate sequences (tested), at a fraction of the tokens.

@@ -1,6 +1,6 @@
 """Training examples for the three objectives, and their token encoding with labels.
 
-objective -> examples (DESIGN.md section 4), for each VideoCon triplet (video, contrast caption, true caption):
+objective -> examples (PROTOCOL.md, "Prompts, targets and masking"), for each VideoCon triplet (video, contrast caption, true caption):
 
 | objective   | true caption          | contrast caption              | extra                                   |
 |-------------|-----------------------|-------------------------------|-----------------------------------------|

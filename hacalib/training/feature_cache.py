@@ -1,4 +1,4 @@
-"""Frozen vision features computed once per video and reused (DESIGN.md section 7).
+"""Frozen vision features computed once per video and reused (PROTOCOL.md, "Packed scoring" and "Packed training").
 
 Under LoRA the vision side (the family's `vision_modules`: for Video-LLaVA the video tower and the projector) does
 not train, so the features of a video are the same at every step and every epoch. `VisionFeatureCache` runs the tower once per video (key: the video's

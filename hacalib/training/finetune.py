@@ -217,7 +217,7 @@ def finetune(
         if vision_is_frozen(model.train()):  # else `train` warns and runs the tower on pixels every step
             # pixels are needed only until a video's features are cached: no pixel cache, no decoding after
             pixel_cache, need_pixels = 0, (lambda key, cache=vision_cache: not cache.has(key))
-    # packed (default): a video's targets behind one shared prefix (DESIGN.md section 7)
+    # packed (default): a video's targets behind one shared prefix (PROTOCOL.md, "Packed scoring" and "Packed training")
     dataset, collate = training_data(
         encoded, [str(e.video) for e in examples], video_fn, packed=cfg.packed, pad_id=tok.pad_token_id, attn_implementation=family.attn_implementation(model),
         source=root.videocon_csv, max_segments=cfg.max_segments, max_cached_videos=pixel_cache,

@@ -6,7 +6,7 @@ The toy Video-LLaVA (`hacalib.models.build_toy_model`) or toy VideoChat2 (`hacal
 mixed from the first step) with the same loop as fine-tuning (`hacalib.training.loop.train`). Without the yes/no
 questions the `Yes`/`No` rows of the output layer never train and every fine-tuning objective collapses
 to a constant P(yes) (feasibility study, issue 4). Training is packed by default (`PretrainConfig.packed`):
-one sequence per video holds the video once and all its examples as segments (DESIGN.md section 7), about
+one sequence per video holds the video once and all its examples as segments (PROTOCOL.md, "Packed scoring" and "Packed training"), about
 5x more examples per second than one padded row per example on this CPU.
 
 The result is cached: `out_dir/pretrain.json` records a hash of the configuration and of the world's
