@@ -50,3 +50,23 @@ def test_a_cached_file_is_judged_by_todays_judges(tmp_path):
     got = read_results("corrections", gens)
     assert "differs_from_contrast" not in got and got.loc[0, "exact"] == 1.0 and got.loc[0, "correction"] == TRUE
     assert read_results("velociti", gens).equals(pd.read_csv(gens, keep_default_na=False, na_values=[""]))
+
+
+def test_quality_is_over_the_no_answers_beside_the_copy_baseline():
+    from hacalib.report.corrections import correction_quality, correction_verdict, quality_reading
+    from hacalib.scoring.derived import measure_corrections
+
+    def run(answers):
+        return measure_corrections(pd.DataFrame({"misalignment": "object", "video": "v.mp4", "caption": TRUE,
+                                                 "neg_caption": CONTRAST, "answer": answers}))
+
+    gens = {("pretrained", b, 0): run(["Yes"] * 4) for b in range(2)}
+    gens.update({("haca", b, s): run([f"No, {TRUE}", "Yes", "No, a green circle moves left", "Yes"])
+                 for b in range(2) for s in range(2)})
+    q = correction_quality(gens).set_index(["row", "metric"])["value"]
+    assert q[("haca", "says_no")] == 0.5 and q[("haca", "exact")] == 0.5  # one of its two No answers is exact
+    assert q[("haca", "overlap_copy")] == pytest.approx(0.8) and np.isnan(q[("pretrained", "exact")])
+    text = quality_reading(correction_quality(gens))
+    assert "HACA answers No to 50.0%" in text and "50.0% are exact" in text
+    assert correction_verdict(gens[("haca", 0, 0)].iloc[2]) == "wrong correction"
+    assert correction_verdict(gens[("haca", 0, 0)].iloc[1]).startswith("said Yes")

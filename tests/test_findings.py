@@ -133,3 +133,30 @@ def test_curve_reading_with_every_run_collapsed_says_so():
     curve = pd.DataFrame({"test": "mean of all items", "mask_ratio": [0.0, 0.45], "value": [np.nan, np.nan],
                           "ci_low": [np.nan, np.nan], "ci_high": [np.nan, np.nan]})
     assert "every run's P(yes) is constant" in curve_reading(curve, "mask_ratio", group_value="mean of all items")
+
+
+def test_takeaways_are_one_sentence_from_the_tables():
+    from hacalib.report.findings import chance_takeaway, curve_takeaway
+
+    summary = _summary([("pretrained", "coref", 0.52, 0.45, 0.59), ("haca", "coref", 0.48, 0.40, 0.56),
+                        ("pretrained", "agent_iden", 0.84, 0.80, 0.88), ("entail", "agent_iden", 0.30, 0.20, 0.40)])
+    assert chance_takeaway(summary, "test", "classic_vle", 0.5) == (
+        "On 1 of 2 tests every row is within its interval of chance; some row is above it on agent_iden; some row "
+        "is below it on agent_iden.")
+    own = pd.concat([summary, summary.assign(metric="own", value=0.9)])  # every row's own chance above its interval
+    assert "some row is below it on coref, agent_iden" in chance_takeaway(own, "test", "classic_vle",
+                                                                        chance_metric="own")
+    curve = pd.DataFrame({"test": "all", "mask_ratio": [0.0, 0.45], "value": [0.5, 0.7], "ci_low": [0.45, 0.66],
+                          "ci_high": [0.55, 0.74]})
+    assert curve_takeaway(curve, "mask_ratio", group_value="all").startswith("Some mask ratios differ on the all")
+    assert curve_takeaway(curve.assign(ci_high=[0.7, 0.8]), "mask_ratio", group_value="all").startswith("No mask")
+
+
+def test_failure_reading_compares_with_chance():
+    from hacalib.report.findings import failure_reading
+
+    counts = pd.DataFrame({"run": ["HACA (base 0, seed 0)"], "agent_iden": [0.1], "agent_bind": [0.505]})
+    confirmed = pd.DataFrame({"run": ["HACA (base 0, seed 0)"], "all": [0.25]})
+    lines = failure_reading(counts, confirmed)
+    assert lines[0] == ("HACA (base 0, seed 0): wrong on 10.0-50.5% of the pairs per test (chance: 50%); clearly "
+                        "better than chance on agent_iden (10.0%).")

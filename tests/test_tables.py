@@ -155,3 +155,23 @@ def test_runs_of_two_families_are_summarised_and_tested_each_on_its_own():
     assert claims["claim"].tolist() == ["Video-LLaVA: HACA > entail", "VideoChat2: HACA > entail"]
     assert claims["difference"].iloc[0] > 0 > claims["difference"].iloc[1]  # opposite signs, kept apart
     assert claims["runs"].tolist() == [2, 1]  # the collapsed run is left out of its own family only
+
+
+def test_strict_vle_chance_follows_the_rows_own_pyes():
+    from hacalib.report.tables import velociti_per_item
+
+    items = _items([0.9, 0.4, 0.6, 0.3], [0.2, 0.45, 0.7, 0.8])
+    per = velociti_per_item(items)
+    # one value above 0.5 and one below: a coin flip is right half the time; both on one side: never
+    assert per["strict_vle_chance"].tolist() == [0.5, 0.0, 0.0, 0.5]
+
+
+def test_chance_row_and_collapse_line():
+    from hacalib.report.tables import collapse_line, with_chance_row
+
+    table = pd.DataFrame({"family": ["Video-LLaVA"], "model": ["HACA"], "map": ["20.0 [10.0, 30.0]"], "R@1": ["1"]})
+    out = with_chance_row(table, {"map": 0.161}, label="random ranking")
+    assert out.iloc[-1].tolist() == ["all", "random ranking", "16.1", ""]
+    report = collapse_report({("haca", 0, 0): np.array([0.2, 0.7]), ("entail", 0, 0): np.array([0.5, 0.5])})
+    assert collapse_line(report) == ("1 of 2 runs collapsed (P(yes) constant) and are left out: Entail-only FT base 0 "
+                                     "seed 0. Highest P(yes) per row: HACA 0.70, Entail-only FT 0.50.")
