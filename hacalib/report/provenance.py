@@ -34,22 +34,57 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return out
 
 
-# Paths whose local changes make a result differ from the commit's code. Notebooks and figures are outputs
-# (a reproduction rewrites them), so they do not count.
+# Paths whose local changes make a result differ from the commit's code. Notebooks are code and outputs at once
+# (a reproduction rewrites their outputs in place): a notebook counts as changed only when a code cell's source
+# differs from the commit's (`_edited_notebooks`); figures are outputs only.
 CODE_PATHS = ("hacalib", "bench", "pyproject.toml", "env")
+NOTEBOOK_PATHS = ("notebooks",)
+
+
+def _git(args: list[str], cwd: Path | str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10).stdout
+
+
+def _code_cells(text: str) -> list[str]:
+    """The sources of a notebook's code cells, papermill's injected-parameters cell left out (the parameters are
+    recorded in the provenance's config)."""
+    import json
+
+    cells = json.loads(text).get("cells", [])
+    return ["".join(c.get("source", "")) for c in cells if c.get("cell_type") == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+def _edited_notebooks(top: str) -> list[str]:
+    """Tracked notebooks whose code differs from the commit's (outputs and markdown ignored); a notebook that cannot
+    be read as one counts as edited."""
+    import json
+
+    changed = [line[3:].strip() for line in _git(["status", "--porcelain", "--untracked-files=no", "--",
+                                                  *NOTEBOOK_PATHS], top).splitlines()]
+    edited = []
+    for path in (p.split(" -> ")[-1] for p in changed if p.endswith(".ipynb")):
+        try:
+            committed = _code_cells(_git(["show", f"HEAD:{path}"], top))
+            current = _code_cells((Path(top) / path).read_text())
+        except (OSError, subprocess.SubprocessError, json.JSONDecodeError, UnicodeDecodeError):
+            edited.append(path)
+            continue
+        if committed != current:
+            edited.append(path)
+    return edited
 
 
 def git_commit(repo: str | Path | None = None) -> str:
-    """The commit of the checkout that holds `repo` (default: this package), '+dirty' if its code has local changes."""
+    """The commit of the checkout that holds `repo` (default: this package), '+dirty' if its code has local changes:
+    a file under `CODE_PATHS`, or a notebook's code cells (`_edited_notebooks`)."""
     where = Path(repo) if repo else Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
-                                check=True, timeout=10).stdout.strip()
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=where, capture_output=True, text=True,
-                             check=True, timeout=10).stdout.strip()
+        commit = _git(["rev-parse", "HEAD"], where).strip()
+        top = _git(["rev-parse", "--show-toplevel"], where).strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
                                cwd=top, capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("+dirty" if dirty else "")
+        return commit + ("+dirty" if dirty or _edited_notebooks(top) else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
 
