@@ -34,9 +34,14 @@ def quiet() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    whole_text()
+
+
+def whole_text() -> None:
+    """Tables show their text whole: pandas cuts it at 50 characters by default, often just before the changed word
+    of a caption or the reason of a verdict."""
     import pandas as pd
 
-    # captions are shown whole: pandas cuts text at 50 characters by default, often just before the changed word
     pd.set_option("display.max_colwidth", None)
 
 

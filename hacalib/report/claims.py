@@ -204,3 +204,15 @@ def multiplicity_note(claims: pd.DataFrame) -> str:
             + ("Holm's adjustment over them (column holm_verdict) changes no verdict."
                if not changed else f"Holm's adjustment over them (column holm_verdict) changes {changed} verdict"
                f"{'s' if changed != 1 else ''}: read those as not established."))
+
+
+def side_by_side(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The same claims checked several ways (e.g. under each QA judge): one line per claim, one column per way,
+    cells 'difference [low, high] verdict'."""
+    columns = {}
+    for name, claims in tables.items():
+        columns[name] = [f"{d:+.1f} [{lo:.1f}, {hi:.1f}] {v}" if np.isfinite(d) else v
+                         for d, lo, hi, v in zip(claims["difference"], claims["ci_low"], claims["ci_high"],
+                                                 claims["verdict"])]
+    first = next(iter(tables.values()))
+    return pd.DataFrame({"claim": first["claim"].to_numpy(), **columns})

@@ -210,3 +210,15 @@ def perception_takeaway(report: pd.DataFrame) -> str:
         read = [f"{r.benchmark} {r.test}" for r in lines.itertuples() if r.testable]
         parts.append(f"{name} perceive {len(read)} of {len(lines)} tests" + (f" ({', '.join(read)})" if read else ""))
     return "; ".join(parts) + ". A claim on a test they do not perceive is not read (not testable in this world)."
+
+
+def gate_grid(report: pd.DataFrame) -> pd.DataFrame:
+    """The gate at a glance: one line per (benchmark, test), one column per family, cells 'passes 0.91 / 0.50' or
+    'fails 0.52 / 0.48' (readout / control, means over the base models)."""
+    verdicts = verdicts_per_test(report)
+    verdicts = verdicts.assign(family=verdicts["family"].map(lambda f: FAMILY_LABELS.get(f, f)),
+                               cell=[f"{'passes' if r.testable else 'fails'} {r.value:.2f} / {r.control:.2f}"
+                                     for r in verdicts.itertuples()])
+    grid = verdicts.pivot(index=["benchmark", "test"], columns="family", values="cell")
+    order = list(dict.fromkeys(zip(verdicts["benchmark"], verdicts["test"])))
+    return grid.reindex(order)[list(dict.fromkeys(verdicts["family"]))].reset_index().rename_axis(columns=None)
