@@ -239,15 +239,29 @@ def _user_error(exc: BaseException) -> str | None:
     return None
 
 
+def _closed_pipe() -> int:
+    """The reader of our output went away (`haca info | head -1`): end quietly, as other command-line tools do.
+    Python would report the failed flush of stdout at exit, so stdout is pointed at /dev/null first."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not in Python's exit
+        return code
     except KeyboardInterrupt:
         if args.debug:
             raise
         print("haca: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
     except Exception as exc:  # a clear one-line error for what the user can fix; tracebacks for bugs
         line = _user_error(exc)
         if line is None or args.debug:

@@ -15,6 +15,8 @@ May import: nothing of hacalib (a leaf).
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -38,18 +40,53 @@ class ConfigError(ValueError):
     """A configuration field has a value outside its choices or range; the message names the field."""
 
 
+def _type_problem(value: Any, annotation: str) -> str | None:
+    """Why `value` is not of the simple type `annotation` names ('int', 'float', 'bool', 'str'), or None. Numbers are
+    strict: a bool is not a number, a count is a whole int (not 2.5, not 2.0), a float is finite."""
+    if annotation == "bool":
+        return None if isinstance(value, bool) else "must be true or false"
+    if annotation == "str":
+        return None if isinstance(value, str) else "must be a string"
+    if annotation == "int":
+        return None if isinstance(value, numbers.Integral) and not isinstance(value, bool) else "must be a whole number"
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return "must be a number"
+        return None if math.isfinite(value) else "must be a finite number"
+    return None  # tuples, optionals: their own checks
+
+
 def validate(cfg: Any) -> None:
-    """Check every field of a config dataclass against its declared choices and range."""
+    """Check every field of a config dataclass against its type, its declared choices and range."""
     for f in fields(cfg):
         value, choices, bounds = getattr(cfg, f.name), f.metadata.get("choices"), f.metadata.get("range")
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        problem = _type_problem(value, annotation)
+        if problem:
+            raise ConfigError(f"{type(cfg).__name__}.{f.name} {problem}, got {value!r}")
         if choices is not None and value not in choices:
             raise ConfigError(f"{type(cfg).__name__}.{f.name} must be one of {list(choices)}, got {value!r}")
         if bounds is not None:
             low, high = bounds
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or \
                     (low is not None and value < low) or (high is not None and value > high):
                 where = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
                 raise ConfigError(f"{type(cfg).__name__}.{f.name} must be a number in {where}, got {value!r}")
+
+
+def from_mapping(cls: type, data: Any, where: str) -> Any:
+    """A config dataclass from a user's mapping (a JSON object), every mistake one ConfigError that starts with
+    `where` (e.g. 'run.json, train'): not an object, an unknown field, a value of the wrong type or range."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a JSON object of {cls.__name__} fields, got {type(data).__name__}")
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown {cls.__name__} field(s) {unknown}; known: {', '.join(known)}")
+    try:
+        return cls(**data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def result_neutral_fields(cls: type) -> frozenset[str]:

@@ -38,3 +38,13 @@ def test_score_retrieval_on_the_real_videocon_scores(capsys):
     assert abs(result["map_videocon"] - 0.155) < 0.0005  # VideoCon's own number for these scores
     assert abs(result["map"] - 0.1357) < 0.0005  # ties grouped
     assert result["n_queries"] == 18 and result["n_videos"] == 216
+
+
+def test_a_closed_output_pipe_ends_quietly(tmp_path):
+    """Issue 30: `haca info | head -1` said "haca: error: Broken pipe" with exit 2."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m hacalib.cli info | true; echo rc=${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    assert proc.stderr == "" and "rc=0" in proc.stdout, (proc.stdout, proc.stderr)
