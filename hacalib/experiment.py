@@ -36,10 +36,9 @@ import pandas as pd
 from . import prompts
 from .config import DEFAULT_MASK_RATIO, OBJECTIVES, TrainConfig
 from .data.layout import DataRoot
-from .io import write_frame_csv
 from .presets import PRESET_FAMILIES, Preset, family_slug
 from .presets import preset as get_preset
-from .scoring.derived import read_results
+from .scoring.cached_results import cached_results, write_results
 
 OBJECTIVE_ROWS = OBJECTIVES  # the table rows after "pretrained"
 # the perception readouts: caption log-likelihood, own video against another (`hacalib.report.perception`)
@@ -328,8 +327,8 @@ class Experiment:
             raise ValueError(f"unknown benchmark {benchmark!r}; known: {', '.join(BENCHMARKS)}")
         where = self.run_dir(row, seed, mask_ratio, base=base, **overrides) or self._base_results_dir(base)
         path = self.eval_file(benchmark, where, base, finetuned=row != "pretrained")
-        if path.is_file():
-            return read_results(benchmark, path)
+        if (cached := cached_results(benchmark, path)) is not None:  # a file cut short or edited is scored again
+            return cached
         # P(yes) and generation benchmarks keep their results per finished video here, so a killed evaluation
         # resumes mid-way
         progress = path.with_name(f".{path.stem}.scores")
@@ -346,13 +345,13 @@ class Experiment:
             if self._shard is not None:
                 self._shard.wait()  # every process has read the shares back before the first writes the result
             if self._shard is None or self._shard.rank == 0:
-                write_frame_csv(df, path)  # generated answers may hold a bare CR: quoted, not a row break
+                write_results(df, path)  # with its record (rows, sha256): `cached_results` checks it
             if self._shard is not None:
                 self._shard.wait()
                 return df  # the launching kernel reads the file and removes the progress folder
         shutil.rmtree(progress, ignore_errors=True)
         # read back: the first call and every cached call then return the very same values
-        return read_results(benchmark, path)
+        return cached_results(benchmark, path)
 
     def launch_fields(self) -> dict:
         """The settings a launched process needs to build this experiment (JSON-ready; one process each)."""

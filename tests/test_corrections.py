@@ -70,3 +70,29 @@ def test_quality_is_over_the_no_answers_beside_the_copy_baseline():
     assert "HACA answers No to 50.0%" in text and "50.0% are exact" in text
     assert correction_verdict(gens[("haca", 0, 0)].iloc[2]) == "wrong correction"
     assert correction_verdict(gens[("haca", 0, 0)].iloc[1]).startswith("said Yes")
+
+
+def test_a_results_file_cut_short_is_scored_again_not_read(tmp_path):
+    """Issue 30: a cached per-item CSV cut from 48 to 24 items came back with fewer items and no error."""
+    from hacalib.scoring.cached_results import cached_results, record_path, write_results
+
+    path = tmp_path / "eval" / "velociti-x.csv"
+    full = pd.DataFrame({"test": ["agent_bind"] * 24 + ["coref"] * 24, "p_pos": 0.6, "p_neg": 0.4})
+    write_results(full, path)
+    assert len(cached_results("velociti", path)) == 48
+    lines = path.read_bytes().split(b"\r\n")
+    path.write_bytes(b"\r\n".join(lines[:25]) + b"\r\n")  # a partial copy: the header and 24 rows
+    with pytest.warns(UserWarning, match=r"velociti-x\.csv: changed after it was written \(recorded 48 rows"):
+        assert cached_results("velociti", path) is None
+    assert not path.exists() and not record_path(path).exists()  # the caller scores it again
+
+
+def test_a_results_file_from_before_records_is_recorded_on_first_read(tmp_path):
+    from hacalib.scoring.cached_results import cached_results, record_path
+
+    path = tmp_path / "velociti-x.csv"
+    pd.DataFrame({"test": ["coref"], "p_pos": [0.6], "p_neg": [0.4]}).to_csv(path, index=False)
+    assert len(cached_results("velociti", path)) == 1 and record_path(path).is_file()
+    path.write_text(path.read_text() + "coref,0.1,0.9\n")
+    with pytest.warns(UserWarning):
+        assert cached_results("velociti", path) is None
