@@ -132,18 +132,45 @@ def read_json(path: str | Path) -> Any:
         raise DataError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
 
 
+# A folder this project wrote as a whole (a converted model, a fetched data root) holds this marker: the next run may
+# replace it; a non-empty folder without it is the user's and is never replaced.
+OWNER_MARKER = ".made-by-hacalib"
+
+
+def refuse_foreign_folder(path: str | Path) -> None:
+    """A UsageError if `path` exists and is not a folder, or is a non-empty folder without `OWNER_MARKER`."""
+    from .errors import UsageError
+
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise UsageError(f"{path}: exists and is not a folder hacalib wrote; choose a new or empty folder")
+    if path.is_dir() and not (path / OWNER_MARKER).is_file():
+        held = sorted(p.name for p in path.iterdir())
+        if held:
+            shown = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise UsageError(f"{path}: holds files hacalib did not write ({shown}); nothing was changed. Choose a new "
+                             "or empty folder")
+
+
 @contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
+def atomic_dir(path: str | Path, *, only_ours: bool = False) -> Iterator[Path]:
     """Yield a temporary folder next to `path`; it replaces `path` only if the block succeeds.
 
-    (The folder analogue of `atomic_path`: a killed save never leaves a half-written model.)
+    (The folder analogue of `atomic_path`: a killed save never leaves a half-written model.) With `only_ours` (a
+    command's output folder, named by the user) a non-empty folder this project did not make is refused, before
+    and again just before the replacement, and the new folder carries `OWNER_MARKER`.
     """
     path = Path(path)
+    if only_ours:
+        refuse_foreign_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _clean_once(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        if only_ours:
+            (tmp / OWNER_MARKER).write_text("written by hacalib: a later run may replace this folder\n")
+            refuse_foreign_folder(path)  # the folder may have been filled while we wrote
         os.chmod(tmp, plain_mode(directory=True))
         old = None
         if path.exists():

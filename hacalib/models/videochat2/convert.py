@@ -28,7 +28,7 @@ import torch
 
 from ... import prompts
 from ...errors import DataError, UsageError
-from ...io import atomic_dir, sha256_file, write_json
+from ...io import atomic_dir, refuse_foreign_folder, sha256_file, write_json
 from .configuration import DEFAULT_INSTRUCTION, DEFAULT_INSTRUCTION_IDS, VideoChat2Config, VideoChat2VisionConfig
 from .family import VIDEOCHAT2
 from .keymap import map_key
@@ -207,13 +207,18 @@ def convert(*, stage1: str | Path, stage2: str | Path, llm: str | Path, out: str
 
     if dtype not in DTYPES:
         raise UsageError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    refuse_foreign_folder(out)  # before hours of work: a folder of the user's is never replaced
     llm = Path(llm)
     if not (llm / "config.json").is_file():
         raise DataError(llm, "not a Hugging Face model folder (no config.json)")
     files = [("stage1", Path(stage1))] + [(n, Path(p)) for n, p in (("stage2", stage2), ("stage3", stage3)) if p]
     asm = Assembly(num_vision_layers, ignore)
     asm.apply(*files[0], load_checkpoint(files[0][1]))
-    base = AutoModelForCausalLM.from_pretrained(str(llm), dtype=DTYPES[dtype], local_files_only=True)
+    try:
+        base = AutoModelForCausalLM.from_pretrained(str(llm), dtype=DTYPES[dtype], local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # transformers' many ways to say "not a model"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(llm, f"cannot be loaded as a causal language model ({first})") from exc
     text_config = base.config
     for key, tensor in base.state_dict().items():
         asm.put("language_model." + key, tensor, {"file": "llm", "path": str(llm), "key": key})
@@ -262,7 +267,7 @@ def convert(*, stage1: str | Path, stage2: str | Path, llm: str | Path, out: str
         "qformer_instruction": {"text": instruction, "ids": config.qformer_instruction_ids},
         "dtype": dtype,
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, only_ours=True) as tmp:
         VIDEOCHAT2.save(model, processor, tmp)
         write_json(tmp / "conversion_report.json", report)
     return Path(out)
