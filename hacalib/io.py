@@ -132,6 +132,31 @@ def read_json(path: str | Path) -> Any:
         raise DataError(path, f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
 
 
+def confined(root: str | Path, relative: str | Path, *, source: str | Path, row: int | None = None,
+             key: str | None = None) -> Path:
+    """`root / relative`, checked to lie inside `root`: for a path read from a data file (CSV, JSON, manifest) before
+    anything is written, linked, renamed or deleted there. Refused, as a DataError naming `source` (and row or key):
+    an empty or absolute path, one whose `..` parts climb out, and one whose folder is reached through a symlink
+    that points out. The last part may itself be a link we made to a file elsewhere (a linked video); its folder may
+    not."""
+    from .errors import DataError
+
+    root = Path(root)
+    text = str(relative)
+    target = root / text
+    lexical = Path(os.path.normpath(target))
+    inside_root = os.path.normpath(root)
+    leaves = (not text.strip() or Path(text).is_absolute() or lexical == Path(inside_root)
+              or not str(lexical).startswith(inside_root.rstrip(os.sep) + os.sep))
+    if not leaves:
+        real_root = root.resolve()
+        leaves = not lexical.parent.resolve().is_relative_to(real_root)
+    if leaves:
+        raise DataError(source, f"path {text!r} leaves {root}: paths read from a data file must name a file inside "
+                                "it (no absolute paths, no '..', no symlinked folders pointing out)", row=row, key=key)
+    return lexical
+
+
 # A folder this project wrote as a whole (a converted model, a fetched data root) holds this marker: the next run may
 # replace it; a non-empty folder without it is the user's and is never replaced.
 OWNER_MARKER = ".made-by-hacalib"

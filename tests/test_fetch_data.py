@@ -389,3 +389,38 @@ def test_a_parquet_table_is_read_or_named(tmp_path):
     with pytest.raises(DataError, match="pyarrow|parquet") as exc:
         hub.convert_velociti(tmp_path / "snap", DataRoot(tmp_path / "data"))
     assert exc.value.path == str(bad)
+
+
+@pytest.mark.parametrize("escape", ["../../../notes.txt", "/etc/hostname-copy", "sub/../../../../notes.txt"])
+def test_a_video_path_from_a_data_file_cannot_leave_the_folder(tmp_path, world, escape):
+    """Issue 30: an SSv2 matrix whose videopath was ../../../notes.txt replaced notes.txt (outside the data root)
+    with a symlink to itself. Now the path is refused by name and nothing outside the scratch folder changes."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    matrix = world["src"] / "ssv2" / "eval_ssv2_temporal.csv"
+    rows = list(csv.DictReader(io.StringIO(matrix.read_text(encoding="utf-8"))))
+    victim = rows[0]["videopath"]
+    for row in rows:  # every pair of one video: the matrix stays complete
+        row["videopath"] = escape if row["videopath"] == victim else row["videopath"]
+    with matrix.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    outside = {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(DataError, match=r"eval_ssv2_temporal\.csv.*leaves"):
+        _run(world, only=("ssv2",))
+    assert notes.read_text() == "my notes" and not notes.is_symlink()
+    assert {p: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == outside
+
+
+def test_confined_refuses_absolute_parent_and_symlinked_escapes(tmp_path):
+    from hacalib.io import confined
+
+    root = tmp_path / "root"
+    (root / "videos").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (root / "videos" / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert confined(root, "videos/a.mp4", source="m.csv") == root / "videos" / "a.mp4"
+    for bad in ("/abs.mp4", "../x.mp4", "videos/../../x.mp4", "videos/link/x.mp4", "", "."):
+        with pytest.raises(DataError, match=r"m\.csv, key 'videopath'.*leaves"):
+            confined(root, bad, source="m.csv", key="videopath")

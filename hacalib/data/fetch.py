@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError, UsageError
-from ..io import atomic_path, read_json, sha256_file, write_json, write_text
+from ..io import atomic_path, confined, read_json, sha256_file, write_json, write_text
 from . import hub
 from .layout import DataRoot
 from .msrvtt_qa import load_msrvtt_qa
@@ -198,7 +198,8 @@ class Fetcher:
     def _fetch_videocon(self) -> dict:
         snap, hub_files = self._snapshot("videocon")
         written, videopaths = hub.convert_videocon(snap, self.root)
-        files, missing = self._link_all("videocon/videos", videopaths, self.root.videocon_videos)
+        files, missing = self._link_all("videocon/videos", videopaths, self.root.videocon_videos,
+                                        self.root.videocon_csv)
         return {"hub_files": hub_files, "files": {**self._converted(written), **files}, "missing": missing}
 
     def _fetch_velociti(self) -> dict:
@@ -216,7 +217,7 @@ class Fetcher:
                 continue
             matrix = load_retrieval_matrix(src)  # a malformed matrix is an error naming its row, before linking
             files[rel] = place(src, self.root.ssv2_matrix(name), copy=True)
-            more, miss = self._link_all("ssv2/videos", list(matrix.videos), self.root.ssv2_videos)
+            more, miss = self._link_all("ssv2/videos", list(matrix.videos), self.root.ssv2_videos, src)
             files.update(more)
             missing += [m for m in miss if m not in missing]
         return {"files": files, "missing": missing}
@@ -231,7 +232,7 @@ class Fetcher:
         files = {q_rel: place(q_src, self.root.msrvtt_qa_questions, copy=True),
                  a_rel: place(a_src, self.root.msrvtt_qa_answers, copy=True)}
         names = list(dict.fromkeys(f"{item.video_name}.mp4" for item in items))
-        more, missing = self._link_all("msrvtt_qa/videos", names, self.root.msrvtt_qa_videos)
+        more, missing = self._link_all("msrvtt_qa/videos", names, self.root.msrvtt_qa_videos, q_src)
         return {"files": {**files, **more}, "missing": missing}
 
     def _source(self, rel: str) -> Path | None:
@@ -239,8 +240,14 @@ class Fetcher:
             return None
         return self.source_dir / rel
 
-    def _link_all(self, folder: str, names: list[str], dest_dir: Path) -> tuple[dict, list[str]]:
-        """Link `<src>/<folder>/<name>` to `dest_dir/<name>` for each name present; the missing ones by path."""
+    def _link_all(self, folder: str, names: list[str], dest_dir: Path, origin: str | Path) -> tuple[dict, list[str]]:
+        """Link `<src>/<folder>/<name>` to `dest_dir/<name>` for each name present; the missing ones by path. Every
+        name comes from a data file (`origin`), so each is confined first: to `dest_dir` where it is written and to
+        the source folder where it is read (`hacalib.io.confined`), all before the first link."""
+        for name in names:
+            confined(dest_dir, name, source=origin, key=name)
+            if self.source_dir is not None:
+                confined(self.source_dir / folder, name, source=origin, key=name)
         files, missing = {}, []
         for name in names:
             rel = f"{folder}/{name}"
