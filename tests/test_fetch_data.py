@@ -315,6 +315,9 @@ def test_downloads_go_through_huggingface_hub_at_the_pinned_commit(tmp_path, mon
         calls.append((repo_id, kw))
         (Path(kw["local_dir"])).mkdir(parents=True)
         (Path(kw["local_dir"]) / "videocon_llm_entailment.csv").write_text(_videocon_csv(3), encoding="utf-8")
+        from huggingface_hub._local_folder import write_download_metadata  # as the real download records it
+
+        write_download_metadata(Path(kw["local_dir"]), "videocon_llm_entailment.csv", kw["revision"], "etag")
         return str(kw["local_dir"])
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
@@ -327,14 +330,25 @@ def test_downloads_go_through_huggingface_hub_at_the_pinned_commit(tmp_path, mon
     assert kw["allow_patterns"] == hub.VIDEOCON_PATTERNS and kw["force_download"] is False
 
 
-def test_the_real_download_layer_offline_reads_a_prefilled_snapshot(tmp_path, monkeypatch):
-    """huggingface_hub itself (no stand-in), offline: an earlier download left in `.hub/` is what gets converted."""
+def _prefilled(tmp_path, commit, rows=4):
+    """What an earlier download at `commit` left in `.hub/`: the files and huggingface_hub's record of their commit."""
+    from huggingface_hub._local_folder import write_download_metadata
+
+    snap = tmp_path / "data" / ".hub" / "videocon" / "videocon"
+    snap.mkdir(parents=True, exist_ok=True)
+    (snap / "videocon_llm_entailment.csv").write_text(_videocon_csv(rows), encoding="utf-8")
+    if commit:
+        write_download_metadata(snap, "videocon_llm_entailment.csv", commit, "etag")
+    return snap
+
+
+def test_the_real_download_layer_offline_reads_a_prefilled_snapshot_of_the_asked_revision(tmp_path, monkeypatch):
+    """huggingface_hub itself (no stand-in), offline: an earlier download of the asked commit is what gets converted,
+    and the manifest records the commit the files are of."""
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    snap = tmp_path / "data" / ".hub" / "videocon" / "videocon"
-    snap.mkdir(parents=True)
-    (snap / "videocon_llm_entailment.csv").write_text(_videocon_csv(4), encoding="utf-8")
+    _prefilled(tmp_path, VIDEOCON_REV)
     f = fetch.Fetcher(tmp_path / "data", revisions={"videocon": VIDEOCON_REV}, log=lambda line: None)
     with pytest.raises(DataError, match="videocon: 4 "):  # the videos are still the user's to supply
         f.run(("videocon",))
@@ -342,7 +356,22 @@ def test_the_real_download_layer_offline_reads_a_prefilled_snapshot(tmp_path, mo
     assert len(load_videocon(root.videocon_csv, duplicates="keep")) == 4
     manifest = json.loads((tmp_path / "data" / fetch.MANIFEST).read_text())
     assert manifest["datasets"]["videocon"]["request"]["from"] == "huggingface_hub"
+    assert manifest["datasets"]["videocon"]["resolved_revision"] == VIDEOCON_REV
     assert manifest["datasets"]["videocon"]["status"] == "incomplete"
+
+
+@pytest.mark.parametrize("left", ["a" * 40, None])
+def test_offline_files_of_another_or_unknown_revision_are_not_recorded_as_the_asked_one(tmp_path, monkeypatch, left):
+    """Issue 30: `--revision videocon=<B>` with the hub unreachable converted the files of revision A fetched earlier
+    and recorded them as B, complete, exit 0."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    _prefilled(tmp_path, left)
+    f = fetch.Fetcher(tmp_path / "data", revisions={"videocon": VIDEOCON_REV}, log=lambda line: None)
+    with pytest.raises(DataError, match=rf"asked for revision {VIDEOCON_REV}.*{'a' * 12 if left else 'unknown'}"):
+        f.run(("videocon",))
+    assert not (tmp_path / "data" / fetch.MANIFEST).exists() and not (tmp_path / "data" / "videocon").exists()
 
 
 def test_a_download_that_cannot_happen_is_one_clear_error(tmp_path, monkeypatch):

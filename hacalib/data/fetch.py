@@ -97,6 +97,7 @@ class Fetcher:
         self.source_dir = None if source_dir is None else Path(source_dir)
         self.hub_dir = None if hub_dir is None else Path(hub_dir)
         self.copy, self.refetch, self.log = copy, refetch, log
+        self._resolved: dict[str, str] = {}  # dataset -> the commit its hub files were found to be of
 
     # ---- the run
 
@@ -179,8 +180,9 @@ class Fetcher:
         dest = self.out / HUB_CACHE / repo
         patterns = hub.VIDEOCON_PATTERNS if name == "videocon" else None
         self.log(f"{name}: {repo} at {self.revisions[name][:12]} -> {dest}")
-        snap = hub.snapshot(repo, self.revisions[name], dest, hub_dir=self.hub_dir, allow_patterns=patterns,
-                            force=self.refetch)
+        snap, commit = hub.snapshot(repo, self.revisions[name], dest, hub_dir=self.hub_dir, allow_patterns=patterns,
+                                    force=self.refetch)
+        self._resolved[name] = commit if self.hub_dir is None else f"{commit} (a local copy, --hub-dir: not checked)"
         return snap, {_rel(self.out, snap / f): _record(snap / f) for f in hub.hub_files(snap)}
 
     def _converted(self, written: dict[str, list[str]]) -> dict:
@@ -200,12 +202,14 @@ class Fetcher:
         written, videopaths = hub.convert_videocon(snap, self.root)
         files, missing = self._link_all("videocon/videos", videopaths, self.root.videocon_videos,
                                         self.root.videocon_csv)
-        return {"hub_files": hub_files, "files": {**self._converted(written), **files}, "missing": missing}
+        return {"hub_files": hub_files, "resolved_revision": self._resolved["videocon"],
+                "files": {**self._converted(written), **files}, "missing": missing}
 
     def _fetch_velociti(self) -> dict:
         snap, hub_files = self._snapshot("velociti")
         written = hub.convert_velociti(snap, self.root)
-        return {"hub_files": hub_files, "files": self._converted(written), "missing": []}
+        return {"hub_files": hub_files, "resolved_revision": self._resolved["velociti"],
+                "files": self._converted(written), "missing": []}
 
     def _fetch_ssv2(self) -> dict:
         files, missing = {}, []

@@ -57,8 +57,9 @@ def hub_files(folder: Path) -> list[str]:
 
 
 def snapshot(repo_id: str, revision: str, dest: Path, *, hub_dir: Path | None = None,
-             allow_patterns: list[str] | None = None, force: bool = False) -> Path:
-    """The repository's files at `revision` in `dest` (a folder of their own); returns `dest`.
+             allow_patterns: list[str] | None = None, force: bool = False) -> tuple[Path, str]:
+    """The repository's files at `revision` in `dest` (a folder of their own); returns `dest` and the commit its
+    files are of (checked: `downloaded_commit`; with `hub_dir`, the asked revision, taken on trust).
 
     Args:
         repo_id: a dataset repository, e.g. `videocon/videocon`.
@@ -74,8 +75,9 @@ def snapshot(repo_id: str, revision: str, dest: Path, *, hub_dir: Path | None = 
         from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError
 
         try:
-            return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=dest,
-                                          allow_patterns=allow_patterns, force_download=force))
+            got = Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, local_dir=dest,
+                                         allow_patterns=allow_patterns, force_download=force))
+            return got, downloaded_commit(repo_id, revision, got)
         except (HfHubHTTPError, LocalEntryNotFoundError) as exc:
             gated = (" (a gated dataset: accept its terms on the hub page, then log in with `hf auth login`)"
                      if isinstance(exc, GatedRepoError) else "")
@@ -89,7 +91,28 @@ def snapshot(repo_id: str, revision: str, dest: Path, *, hub_dir: Path | None = 
     for rel in hub_files(src):
         if allow_patterns is None or any(fnmatch.fnmatch(rel, p) for p in allow_patterns):
             copy_file(src / rel, dest / rel)
-    return dest
+    return dest, revision
+
+
+def downloaded_commit(repo_id: str, revision: str, snap: Path) -> str:
+    """The commit the files in `snap` are of, from huggingface_hub's record beside each downloaded file; a DataError
+    unless every file is of the asked `revision`. Offline, huggingface_hub hands back whatever an earlier run left in
+    the folder, without a word about its commit: that must never be recorded as the asked revision."""
+    from huggingface_hub._local_folder import read_download_metadata  # the record snapshot_download itself keeps
+
+    commits = {}
+    for rel in hub_files(snap):
+        meta = read_download_metadata(snap, rel)
+        commits[rel] = meta.commit_hash if meta is not None else None
+    found = sorted({c or "an unknown revision (no download record)" for c in commits.values()})
+    if not commits or any(c is None or not (c.startswith(revision) or revision.startswith(c)) for c in commits.values()):
+        shown = ", ".join(c[:12] if len(c) == 40 else c for c in found) or "no files"
+        raise DataError(f"https://huggingface.co/datasets/{repo_id}",
+                        f"asked for revision {revision}, but the files in {snap} are of {shown}: the hub did not "
+                        "answer (offline?) or the folder holds an earlier download. Run again with the hub reachable, "
+                        "or ask for the revision the folder holds by name (--revision)")
+    (commit,) = set(commits.values())
+    return commit
 
 
 def copy_file(src: Path, dest: Path) -> None:
