@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..errors import DataError
 from ..io import atomic_dir
 from .registry import FAMILIES, family_of, get_family
 from .videollava import VIDEOLLAVA_7B_HUB_ID, VIDEOLLAVA_7B_REVISION
@@ -86,7 +87,13 @@ def load_model(
         name, revision, family = spec.name_or_path, revision or spec.revision, spec.family
     if family is None:
         family = _folder_family(Path(name)) if Path(name).is_dir() else "video_llava"
-    model, processor = get_family(family).load(name, revision=revision, dtype=resolve_dtype(dtype, device))
+    from safetensors import SafetensorError
+
+    try:
+        model, processor = get_family(family).load(name, revision=revision, dtype=resolve_dtype(dtype, device))
+    except SafetensorError as exc:  # a truncated or foreign weights file: name the folder, not only the library's words
+        raise DataError(name, f"the model weights cannot be read ({exc}); delete the folder to build it again") \
+            from exc
     if device is not None:
         model = model.to(device)
     return model.eval(), processor

@@ -14,6 +14,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
+from ..errors import DataError
 from ..io import atomic_dir
 from .registry import family_of, get_family
 
@@ -70,4 +71,10 @@ def save_adapter(model: PeftModel, path: str | Path) -> Path:
 
 def load_adapter(base_model: nn.Module, path: str | Path, is_trainable: bool = False) -> PeftModel:
     """Put the adapter saved at `path` on `base_model` (frozen unless `is_trainable`, e.g. to resume)."""
-    return PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+    from safetensors import SafetensorError
+
+    try:
+        return PeftModel.from_pretrained(base_model, str(path), is_trainable=is_trainable)
+    except SafetensorError as exc:  # a truncated or foreign weights file: say which folder, not only the library's words
+        raise DataError(path, f"the adapter weights cannot be read ({exc}); delete the folder to train it again") \
+            from exc

@@ -10,11 +10,13 @@ May import: accelerate, `hacalib.io`, `.loop`, `.metrics_log`.
 
 from __future__ import annotations
 
+import functools
 import shutil
+import warnings
 from pathlib import Path
 from typing import Callable
 
-from ..io import atomic_dir, read_json, write_json
+from ..io import atomic_dir, read_json, sha256_file, write_json
 from .loop import TrainResult
 from .metrics_log import read_metrics
 
@@ -26,9 +28,33 @@ def run_dir_for(out: str | Path) -> Path:
 
 
 def is_finished(out: str | Path, marker: str, key: str) -> bool:
-    """Whether `out` holds a finished run whose marker records cache key `key`."""
+    """Whether `out` holds a finished run whose marker records cache key `key` and whose files still match the
+    sha256 the marker records for them (a run written before such records is taken as it is). A file cut short or
+    altered makes the run unfinished, with a warning naming it, so the caller trains it again."""
     path = Path(out) / marker
-    return path.is_file() and read_json(path).get("cache_key") == key
+    if not path.is_file():
+        return False
+    record = read_json(path)
+    if record.get("cache_key") != key:
+        return False
+    for name, digest in (record.get("files") or {}).items():
+        file = Path(out) / name
+        if not file.is_file() or _sha256(file) != digest:
+            warnings.warn(f"{file}: missing or differs from its record in {path}: the run is built again",
+                          stacklevel=2)
+            return False
+    return True
+
+
+def _sha256(path: Path) -> str:
+    """sha256 of a file, computed once per (path, size, mtime) in this process: a run is checked at every use."""
+    stat = path.stat()
+    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def finish_run(out: str | Path, result: TrainResult, marker: str, summary: Callable[[list[dict]], dict],
@@ -50,6 +76,9 @@ def finish_run(out: str | Path, result: TrainResult, marker: str, summary: Calla
         with atomic_dir(out) as tmp:
             write_files(tmp)
             shutil.copy(result.metrics_path, tmp / "metrics.jsonl")
+            # the marker records what it vouches for: `is_finished` checks these before the run is used
+            record["files"] = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*"))
+                               if p.is_file()}
             write_json(tmp / marker, record)
         shutil.rmtree(result.output_dir)
     state.wait_for_everyone()
