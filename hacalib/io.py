@@ -33,8 +33,24 @@ def plain_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~_umask()
 
 
+# A temporary name adds a dot, the pid, 8 random characters and a suffix to the target's name; a file name may have
+# at most 255 bytes, so a long name is shortened to its start and a hash of the whole (still unique per target).
+_NAME_MAX, _TEMP_EXTRA = 255, 32
+
+
+def short_name(name: str, room: int = _NAME_MAX - _TEMP_EXTRA) -> str:
+    """`name` itself when it fits in `room` bytes, else its first bytes and a sha1 of the whole name."""
+    if len(name.encode()) <= room:
+        return name
+    import hashlib
+
+    digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+    head = name.encode()[: room - len(digest) - 1].decode(errors="ignore")
+    return f"{head}~{digest}"
+
+
 def _prefix(path: Path) -> str:
-    return f".{path.name}.{os.getpid()}-"
+    return f".{short_name(path.name)}.{os.getpid()}-"
 
 
 def _alive(pid: int) -> bool:

@@ -453,3 +453,33 @@ def test_confined_refuses_absolute_parent_and_symlinked_escapes(tmp_path):
     for bad in ("/abs.mp4", "../x.mp4", "videos/../../x.mp4", "videos/link/x.mp4", "", "."):
         with pytest.raises(DataError, match=r"m\.csv, key 'videopath'.*leaves"):
             confined(root, bad, source="m.csv", key="videopath")
+
+
+def test_a_legal_long_video_name_is_linked(tmp_path, world):
+    """Issue 30: a 244-byte video file name failed with "File name too long": the temporary name added characters
+    past the 255-byte limit."""
+    long_name = "v" * 240 + ".mp4"
+    src = world["src"] / "msrvtt_qa" / "videos" / long_name
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(b"a video")
+    dest = tmp_path / "data" / "msrvtt_qa" / "videos" / long_name
+    fetch.place(src, dest, copy=False)
+    assert dest.read_bytes() == b"a video"
+    fetch.place(src, tmp_path / "data" / "copied" / long_name, copy=True)
+    assert (tmp_path / "data" / "copied" / long_name).read_bytes() == b"a video"
+
+
+def test_a_full_disk_names_the_folder_being_written(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    src = tmp_path / "video.mp4"
+    src.write_bytes(b"a video")
+
+    def full(a, b):
+        raise OSError(errno.ENOSPC, "No space left on device", str(a))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(OSError) as exc:
+        fetch.place(src, tmp_path / "data" / "videos" / "video.mp4", copy=True)
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(tmp_path / "data" / "videos")

@@ -19,6 +19,7 @@ May import: its own package's modules, `hacalib.errors`, `hacalib.io`.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError, UsageError
-from ..io import atomic_path, confined, read_json, sha256_file, write_json, write_text
+from ..io import atomic_path, confined, read_json, sha256_file, short_name, write_json, write_text
 from . import hub
 from .layout import DataRoot
 from .msrvtt_qa import load_msrvtt_qa
@@ -54,13 +55,19 @@ def _record(path: Path) -> dict:
 
 
 def place(src: Path, dest: Path, copy: bool) -> dict:
-    """Link (or copy) one of the user's files into the layout, atomically; its manifest record."""
+    """Link (or copy) one of the user's files into the layout, atomically; its manifest record. A full disk is
+    reported as the folder being written, not the file being read."""
     if copy:
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(src, tmp)
+        try:
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(src, tmp)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, f"no space left to copy {src.name} into", str(dest.parent)) from exc
+            raise
         return {**_record(dest), "from": str(src)}
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.link")
+    tmp = dest.with_name(f".{short_name(dest.name)}.{os.getpid()}.link")  # a 244-byte name leaves no room for more
     tmp.unlink(missing_ok=True)
     os.symlink(src.resolve(), tmp)
     os.replace(tmp, dest)
