@@ -35,5 +35,8 @@ def test_an_edited_notebook_makes_the_commit_dirty_but_new_outputs_do_not(tmp_pa
     nb.cells[2].source = "claims = check('entail', 'haca')"  # the code changed
     nbformat.write(nb, path)
     assert git_commit(tmp_path) == clean + "+dirty"
+    from hacalib.report.provenance import changed_files
+
+    assert changed_files(tmp_path) == ["notebooks/03.ipynb"]
     path.write_text(json.dumps({"not": "a notebook"})[:-3])  # unreadable counts as edited
     assert git_commit(tmp_path) == clean + "+dirty"

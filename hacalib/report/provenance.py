@@ -75,18 +75,28 @@ def _edited_notebooks(top: str) -> list[str]:
     return edited
 
 
+def changed_files(repo: str | Path | None = None) -> list[str]:
+    """The files whose local changes make a result differ from the commit's code: tracked files under `CODE_PATHS`
+    (the package, its presets and shipped bases, the lock) and notebooks whose code cells changed."""
+    where = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    try:
+        top = _git(["rev-parse", "--show-toplevel"], where).strip()
+        code = [line[3:].strip().split(" -> ")[-1] for line in
+                _git(["status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS], top).splitlines()]
+        return sorted(code + _edited_notebooks(top))
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
 def git_commit(repo: str | Path | None = None) -> str:
-    """The commit of the checkout that holds `repo` (default: this package), '+dirty' if its code has local changes:
-    a file under `CODE_PATHS`, or a notebook's code cells (`_edited_notebooks`)."""
+    """The commit of the checkout that holds `repo` (default: this package), '+dirty' if its code has local changes
+    (`changed_files`)."""
     where = Path(repo) if repo else Path(__file__).resolve().parents[1]
     try:
         commit = _git(["rev-parse", "HEAD"], where).strip()
-        top = _git(["rev-parse", "--show-toplevel"], where).strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-                               cwd=top, capture_output=True, text=True, timeout=10).stdout.strip()
-        return commit + ("+dirty" if dirty or _edited_notebooks(top) else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
+    return commit + ("+dirty" if changed_files(where) else "")
 
 
 def cpu_model() -> str:
@@ -153,7 +163,8 @@ def provenance(config: Any = None, *, prompt_version: str | None = None, **extra
             prompt_version = "unknown"
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        "git_commit": (commit := git_commit()),
+        **({"changed_files": changed_files()} if commit.endswith("+dirty") else {}),
         "prompt_version": prompt_version,
         "device": device_description(info := machine()),
         "machine": info,
