@@ -44,7 +44,7 @@ def test_a_claim_won_by_the_other_row_falling_says_so():
     assert c.b_high < 0 and c.a_low <= 0 <= c.a_high
     assert c.moved.startswith("HACA above Entail-only FT because Entail-only FT fell below it; HACA is not above "
                               "the pretrained model.")
-    assert "HACA is level with the pretrained model" in c.moved
+    assert "HACA is not distinguishable from the pretrained model" in c.moved
     assert "Entail-only FT fell below it" in claims_takeaway(claims)
 
 

@@ -64,7 +64,7 @@ def _verdict(kind: str, low: float, high: float) -> str:
         return "supported"
     if high < 0:
         return "contradicted"
-    return "inconclusive" if kind == "greater" else "consistent (no loss shown)"
+    return "inconclusive"  # for "not_lower" too: an interval that holds 0 also holds the losses above its low end
 
 
 def _position(low: float, high: float) -> str:
@@ -88,14 +88,14 @@ def _against_pretrained(per_item, row, group, g, metric, collapsed, scale) -> tu
 def movement_reading(a: str, b: str, verdict: str, a_vs: tuple[float, float, float],
                      b_vs: tuple[float, float, float]) -> str:
     """Which row moved: 'HACA above entail-only because entail-only fell below the pretrained model (-4.0
-    [-6.5, -1.5]); HACA is level with the pretrained model (-0.9 [-3.1, 1.3])'. Empty when neither row has a
+    [-6.5, -1.5]); HACA is not distinguishable from the pretrained model (-0.9 [-3.1, 1.3])'. Empty when neither row has a
     difference from the pretrained model (one of them is the pretrained model, or there is no pretrained row)."""
     la, lb = ROW_LABELS.get(a, a), ROW_LABELS.get(b, b)
     sides = [(label, vs, _position(vs[1], vs[2])) for label, vs in ((la, a_vs), (lb, b_vs)) if np.isfinite(vs[0])]
     if not sides:
         return ""
     words = {"above": "above the pretrained model", "below": "below the pretrained model",
-             "level": "level with the pretrained model (its interval holds 0)", "unknown": "not comparable with it"}
+             "level": "not distinguishable from the pretrained model", "unknown": "not comparable with it"}
     where = "; ".join(f"{label} is {words[pos]} ({vs[0]:+.1f} [{vs[1]:.1f}, {vs[2]:.1f}])" for label, vs, pos in sides)
     if verdict not in ("supported", "contradicted") or len(sides) < 2:
         return where
@@ -155,7 +155,7 @@ def holm(claims: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
         elif p < alpha:
             verdicts.append("supported" if c.difference > 0 else "contradicted")
         else:
-            verdicts.append("inconclusive" if c.kind == "greater" else "consistent (no loss shown)")
+            verdicts.append("inconclusive")
     return claims.assign(holm_p=adjusted, holm_verdict=verdicts)
 
 
@@ -169,7 +169,8 @@ def claim_check(per_item: dict[tuple, pd.DataFrame], group: str, metric: str,
     `hacalib.metrics.nested_interval` of the paired per-item differences (`run_differences`), so it covers base models,
     fine-tuning seeds and items. Verdicts, "greater": 'supported' when the whole interval is above 0, 'contradicted'
     when it is below 0, 'inconclusive' otherwise; "not_lower": 'contradicted' when the interval is below 0,
-    'supported' when above, 'consistent (no loss shown)' when it holds 0; 'n/a' when a row has no usable run.
+    'supported' when above, 'inconclusive' when it holds 0 (a loss down to its low end is not ruled out: "keeps"
+    needs a margin the paper does not give, so no verdict says "consistent"); 'n/a' when a row has no usable run.
     `bases_agreeing` says in how many base models the mean difference is positive.
 
     Each row is also read against the pretrained model (columns a_minus_pretrained, a_low, a_high and the same for

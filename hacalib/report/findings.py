@@ -35,7 +35,7 @@ def _signed(x: float) -> str:
 
 def claim_lines(claims: pd.DataFrame, *, unit: str = "points") -> list[str]:
     """'HACA > entail on agent_bind: +1.2 points [-3.4, 5.6], positive in 2 of 3 base models: inconclusive. HACA is
-    level with the pretrained model (...)'. The Holm-adjusted verdict is named where it differs from the raw one; a
+    not distinguishable from the pretrained model (...)'. The Holm-adjusted verdict is named where it differs from the raw one; a
     claim on a test the base models do not perceive says so, with the readout (`claim_check`'s `perception`)."""
     lines = []
     for c in claims.itertuples(index=False):
@@ -50,7 +50,9 @@ def claim_lines(claims: pd.DataFrame, *, unit: str = "points") -> list[str]:
         why = f" ({why})" if isinstance(why, str) and why else ""
         moved = getattr(c, "moved", "")
         moved = f" {moved.rstrip('.')}." if isinstance(moved, str) and moved and not why else ""
-        lines.append(f"**{c.claim}**: {_signed(c.difference)} {unit}{interval}{agree}: **{c.verdict}**{holm}{why}."
+        unsure = (f"; a loss of up to {-c.ci_low:.1f} {unit} is not ruled out" if getattr(c, "kind", "") == "not_lower"
+                  and c.verdict == "inconclusive" and np.isfinite(c.ci_low) and c.ci_low < 0 else "")
+        lines.append(f"**{c.claim}**: {_signed(c.difference)} {unit}{interval}{agree}: **{c.verdict}**{unsure}{holm}{why}."
                      f"{moved}")
     return lines
 
@@ -138,7 +140,7 @@ def chance_takeaway(summary: pd.DataFrame, group: str, metric: str, chance: floa
 
 def claims_takeaway(claims: pd.DataFrame) -> str:
     """'Of 10 claims checked here, 8 are not testable in this world (the base models do not perceive what they ask:
-    notebook 02); of the 2 read, 1 is supported (VideoChat2: ...; HACA is level with the pretrained model) and 1
+    notebook 02); of the 2 read, 1 is supported (VideoChat2: ...; HACA is not distinguishable from the pretrained model) and 1
     inconclusive; Holm's adjustment changes none.'"""
     from .claims import NO_RUN, NOT_TESTABLE
 
