@@ -1,10 +1,11 @@
 """Offline QA judges for one-word answers (MSRVTT-QA): first answer span, normalised exact match, containment.
 
 The headline judge is `first_answer_match`: the prediction is cut at its first sentence punctuation mark or line
-break and the normalised remainder must equal the normalised answer. A model fine-tuned to write corrections goes
-on after its answer ("three , there are two shapes"); containment would credit the "two" of the run-on text
-although the answer given is "three", and whole-prediction exact match would punish the run-on text although the
-answer given is right. The first span judges the answer the model gave, and only it (PROTOCOL.md, "QA judge").
+break, and that first span must begin with the answer (normalised, whole words: "one shape" answers "one"). A model
+fine-tuned to write corrections goes on after its answer ("three , there are two shapes"); containment would credit
+the "two" of the run-on text although the answer given is "three", and whole-prediction exact match would punish
+the run-on text although the answer given is right. The first span judges the answer the model gave, and only it
+(PROTOCOL.md, "QA judge").
 
 Normalisation (as SQuAD's evaluation script): lowercase, punctuation removed, the articles a/an/the
 dropped, whitespace collapsed. Containment asks whether the normalised answer occurs in the normalised
@@ -66,5 +67,6 @@ def first_answer_span(prediction: str) -> str:
 
 
 def first_answer_match(predictions, answers) -> np.ndarray:
-    """Per item 1.0 where the normalised first answer span equals the normalised answer (the headline QA judge)."""
-    return exact_match([first_answer_span(p) for p in predictions], answers)
+    """Per item 1.0 where the normalised first answer span begins with the normalised answer, as whole words (the
+    headline QA judge): "one shape" and "one" answer "one"; "three , there are two shapes" does not answer "two"."""
+    return np.array([float(p[: len(g)] == g) for p, g in _pairs([first_answer_span(p) for p in predictions], answers)])

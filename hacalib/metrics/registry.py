@@ -81,7 +81,7 @@ METRICS: dict[str, Metric] = _register(
     Metric("map_ties_worst", partial(retrieval.ap_ties_broken, favour_positives=False),
            help="mAP with every tie broken against the positives (lower bound)"),
     Metric("qa_first_answer", qa.first_answer_match,
-           help="QA (headline): the prediction's first span, cut at punctuation, equals the normalised answer"),
+           help="QA (headline): the prediction's first span, cut at punctuation, begins with the normalised answer"),
     Metric("qa_exact", qa.exact_match, help="QA: normalised prediction equals the normalised answer"),
     Metric("qa_contains", qa.contains_answer, help="QA: normalised answer occurs as whole words in the prediction"),
 )

@@ -157,7 +157,7 @@ def claims_takeaway(claims: pd.DataFrame) -> str:
     if read.empty:
         return "".join(parts) + (": none is read." if unread or missing else ": none.")
     counts = read["verdict"].value_counts()
-    verdicts = ", ".join(f"{k} {v}" for k, v in counts.items())
+    verdicts = ", ".join(f"{v} {k}" for k, v in counts.items())
     if len(read) == n:
         parts = [f"All {n} claim{'s' if n != 1 else ''} checked here are read: {verdicts}"]
     else:
