@@ -59,8 +59,7 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
     not its floats)."""
     import pandas as pd
 
-    quiet()
-    pd.set_option("display.max_colwidth", 120)
+    quiet()  # text shown whole (`whole_text`)
     pd.set_option("display.width", 200)
     study = Study.of(preset=preset, families=families, data_root=data_root, cache_dir=cache_dir,
                      seeds=None if seeds is None else tuple(seeds), smoke=smoke, world_seed=world_seed,

@@ -86,7 +86,7 @@ def row_palette(rows: Sequence[str]) -> dict:
 
 def interval_points(summary, group: str, metric: str, *, title: str, scale: float = 100.0,
                     labels: dict | None = None, chance: float | dict | None = None, chance_label: str = "chance",
-                    ylabel: str | None = None, panel_height: float = 3.8):
+                    ylabel: str | None = None, panel_height: float = 3.8, palette: dict | None = None):
     """Point + 95% CI per (group value, model row), from a `hacalib.report.tables.summarize_runs` frame; a summary
     with a `family` column gets one panel per model family, one above the other, on the same axis range.
 
@@ -108,7 +108,7 @@ def interval_points(summary, group: str, metric: str, *, title: str, scale: floa
                                  squeeze=False, sharey=True)
         for ax, family in zip(axes[:, 0], families):
             part = sel if family is None else sel[sel["family"] == family]
-            _intervals(ax, part, group, groups, rows, scale, labels, chance, chance_label)
+            _intervals(ax, part, group, groups, rows, scale, labels, chance, chance_label, palette)
             ax.set_ylabel(ylabel or _metric_label(metric, scale))
             ax.set_title(title if family is None else f"{FAMILY_LABELS.get(family, family)}: {title}")
         fig.tight_layout()
@@ -116,9 +116,9 @@ def interval_points(summary, group: str, metric: str, *, title: str, scale: floa
 
 
 def _intervals(ax, sel, group: str, groups: list, rows: list, scale: float, labels: dict | None,
-               chance: float | dict | None, chance_label: str) -> None:
+               chance: float | dict | None, chance_label: str, palette: dict | None = None) -> None:
     """One panel of `interval_points`: every row's points and intervals per group value, chance segments, legend."""
-    colours = row_palette(rows)
+    colours = palette or row_palette(rows)
     step = 0.7 / max(len(rows), 1)
     for i, row in enumerate(rows):
         r = sel[sel["row"] == row].set_index(group).reindex(groups)
@@ -136,6 +136,7 @@ def _intervals(ax, sel, group: str, groups: list, rows: list, scale: float, labe
     ax.set_xticks(np.arange(len(groups)), [str(g).replace("_", " ") for g in groups],
                   rotation=20 if len(groups) > 4 else 0)
     ax.set_xlim(-0.6, len(groups) - 0.4)
+    ax.margins(y=0.08)  # a point at 100% stays whole, not cut by the frame
     ax.grid(axis="x", visible=False)  # groups are categories: vertical lines would cut through their points
     ax.legend(ncol=len(rows) + (chance is not None), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
 
@@ -191,5 +192,10 @@ def readout_points(readouts, labels: dict, *, title: str, chance: float = 0.5):
     families = readouts["family"] if "family" in readouts.columns else [None] * len(readouts)
     panels = readouts.assign(family=[row_label(r, f) for r, f in zip(readouts["row"], families)],
                              row=readouts["metric"], metric="pairwise")
+    import seaborn as sns
+
+    blue, orange, *_ = sns.color_palette("colorblind")
+    # the alignment score, the captioning head, and the text-only control in grey
+    palette = dict(zip(labels, [blue, orange, (0.6, 0.6, 0.6)]))
     return interval_points(panels, "misalignment", "pairwise", title=title, labels=labels, chance=chance,
-                           ylabel="pairwise accuracy (%)", panel_height=2.7)
+                           ylabel="pairwise accuracy (%)", panel_height=2.7, palette=palette)
