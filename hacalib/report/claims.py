@@ -89,10 +89,10 @@ def movement_reading(a: str, b: str, verdict: str, a_vs: tuple[float, float, flo
                      b_vs: tuple[float, float, float]) -> str:
     """Which row moved: 'HACA above entail-only because entail-only fell below the pretrained model (-4.0
     [-6.5, -1.5]); HACA is not distinguishable from the pretrained model (-0.9 [-3.1, 1.3])'. Empty when neither row has a
-    difference from the pretrained model (one of them is the pretrained model, or there is no pretrained row)."""
+    difference from the pretrained model, or one of them is the pretrained model (the claim itself says it all)."""
     la, lb = ROW_LABELS.get(a, a), ROW_LABELS.get(b, b)
     sides = [(label, vs, _position(vs[1], vs[2])) for label, vs in ((la, a_vs), (lb, b_vs)) if np.isfinite(vs[0])]
-    if not sides:
+    if not sides or "pretrained" in (a, b):  # a claim against the pretrained row is already its own decomposition
         return ""
     words = {"above": "above the pretrained model", "below": "below the pretrained model",
              "level": "not distinguishable from the pretrained model", "unknown": "not comparable with it"}

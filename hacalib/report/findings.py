@@ -166,8 +166,10 @@ def claims_takeaway(claims: pd.DataFrame) -> str:
     for c in decided.itertuples(index=False):
         moved = getattr(c, "moved", "")
         moved = moved.split(". ")[0] if isinstance(moved, str) and moved else ""
+        holm = getattr(c, "holm_verdict", c.verdict)
         parts.append(f". {c.claim} is {c.verdict} ({_signed(c.difference)} [{c.ci_low:.1f}, {c.ci_high:.1f}])"
-                     + (f": {moved}" if moved else ""))
+                     + (f": {moved}" if moved else "")
+                     + (f"; after Holm's adjustment it is {holm}" if holm != c.verdict else ""))
     changed = int((read["verdict"] != read.get("holm_verdict", read["verdict"])).sum())
     parts.append(f". Holm's adjustment over the table's claims changes {changed or 'no'} verdict"
                  f"{'s' if changed > 1 else ''}.")
