@@ -111,6 +111,8 @@ def interval_points(summary, group: str, metric: str, *, title: str, scale: floa
             _intervals(ax, part, group, groups, rows, scale, labels, chance, chance_label, palette)
             ax.set_ylabel(ylabel or _metric_label(metric, scale))
             ax.set_title(title if family is None else f"{FAMILY_LABELS.get(family, family)}: {title}")
+        low, high = axes[0, 0].get_ylim()  # shared by every panel
+        axes[0, 0].set_ylim(low, high + 0.06 * (high - low))  # a point at the top (100%) stays whole
         fig.tight_layout()
     return fig
 
@@ -136,7 +138,6 @@ def _intervals(ax, sel, group: str, groups: list, rows: list, scale: float, labe
     ax.set_xticks(np.arange(len(groups)), [str(g).replace("_", " ") for g in groups],
                   rotation=20 if len(groups) > 4 else 0)
     ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.margins(y=0.08)  # a point at 100% stays whole, not cut by the frame
     ax.grid(axis="x", visible=False)  # groups are categories: vertical lines would cut through their points
     ax.legend(ncol=len(rows) + (chance is not None), loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
 
