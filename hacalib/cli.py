@@ -66,21 +66,31 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
         print(render(make_plan(cfg)))
         return 0
-    reproduce(cfg)
+    from .io import command_lock
+
+    with command_lock(cfg.cache_dir / ".haca.lock", "haca reproduce"):  # one writer of the cache and notebooks
+        reproduce(cfg)
     return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pretrain the toy base models from the world (what `haca reproduce --retrain-base` uses); --ship commits them."""
     from .errors import UsageError
+    from .io import command_lock
+
+    if args.ship and args.smoke:
+        raise UsageError("--ship writes the shipped (full-size) base models: drop --smoke or --ship")
+    with command_lock(Path(args.cache_dir) / ".haca.lock", "haca pretrain"):  # not beside a reproduce on this cache
+        return _pretrain(args)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
     from .experiment import Experiment
     from .io import read_json
     from .presets import family_slug
     from .report.provenance import provenance
     from .training.bases import ship_base
 
-    if args.ship and args.smoke:
-        raise UsageError("--ship writes the shipped (full-size) base models: drop --smoke or --ship")
     exp = Experiment(preset="toy", cache_dir=args.cache_dir, smoke=args.smoke, base_seeds=tuple(args.base_seeds),
                      retrain_base=True, progress=not args.quiet, family=args.family)
     for seed in exp.base_seeds:
@@ -97,9 +107,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_toyworld(args: argparse.Namespace) -> int:
+    from .io import command_lock
     from .toyworld import build_world
 
-    manifest = build_world(args.out, size=args.size, seed=args.seed, force=args.force)
+    out = Path(args.out)
+    with command_lock(out.parent / f".{out.name}.lock", "haca toyworld"):  # two builds of one world never mix
+        manifest = build_world(args.out, size=args.size, seed=args.seed, force=args.force)
     print(json.dumps({k: manifest[k] for k in ("size", "seed", "counts", "generation_seconds") if k in manifest}))
     return 0
 

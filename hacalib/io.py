@@ -173,6 +173,35 @@ def confined(root: str | Path, relative: str | Path, *, source: str | Path, row:
     return lexical
 
 
+@contextmanager
+def command_lock(lock_file: str | Path, command: str) -> Iterator[None]:
+    """Hold `lock_file` (an exclusive `flock`) while a command writes a folder: a second command on the same folder
+    stops at once with one line naming the first (UsageError), instead of writing beside it and leaving a mixed
+    result. The system releases the lock when the holder ends, killed or not, so none is ever left behind."""
+    import datetime
+    import fcntl
+
+    from .errors import UsageError
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 400).decode(errors="replace").strip() or "another command"
+        os.close(fd)
+        raise UsageError(f"{lock_file.parent}: {holder} is writing here (lock {lock_file.name}); wait for it to "
+                         "finish, or use another folder") from None
+    try:
+        since = datetime.datetime.now().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"'{command}' (pid {os.getpid()}, since {since})".encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays, empty of meaning until the next holder writes it
+
+
 # A folder this project wrote as a whole (a converted model, a fetched data root) holds this marker: the next run may
 # replace it; a non-empty folder without it is the user's and is never replaced.
 OWNER_MARKER = ".made-by-hacalib"
