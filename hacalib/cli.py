@@ -67,7 +67,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(render(make_plan(cfg)))
         return 0
     from .io import command_lock
+    from .reproduce import validate
 
+    validate(cfg)  # refused in a second, before the lock makes the cache folder
     with command_lock(cfg.cache_dir / ".haca.lock", "haca reproduce"):  # one writer of the cache and notebooks
         reproduce(cfg)
     return 0
@@ -109,8 +111,9 @@ def _pretrain(args: argparse.Namespace) -> int:
 def cmd_toyworld(args: argparse.Namespace) -> int:
     from .io import command_lock
     from .toyworld import build_world
+    from .toyworld.build import check_out_dir
 
-    out = Path(args.out)
+    out, _ = check_out_dir(args.out, force=args.force)  # a wrong --out is refused before the lock file is made
     with command_lock(out.parent / f".{out.name}.lock", "haca toyworld"):  # two builds of one world never mix
         manifest = build_world(args.out, size=args.size, seed=args.seed, force=args.force)
     print(json.dumps({k: manifest[k] for k in ("size", "seed", "counts", "generation_seconds") if k in manifest}))

@@ -45,6 +45,32 @@ def whole_text() -> None:
     pd.set_option("display.max_colwidth", None)
 
 
+# What each notebook parameter must be: papermill injects whatever JSON it is given ("0,1" for a list of seeds, 1 for
+# a flag), so each is checked before any work. "ints" is a list of whole numbers or None (the preset's).
+PARAMETER_KINDS = {"preset": "str", "data_root": "str", "cache_dir": "str", "model_path": "str", "prompt": "str",
+                   "accelerate_config": "str", "seeds": "ints", "base_seeds": "ints", "families": "strs",
+                   "smoke": "bool", "retrain_base": "bool", "world_seed": "int", "num_processes": "int", "seed": "int",
+                   "base": "int"}
+
+
+def check_parameters(**values: Any) -> None:
+    """A UsageError naming the first notebook parameter whose value is of the wrong kind (`PARAMETER_KINDS`)."""
+    from .errors import UsageError
+
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    ok = {"str": lambda v: isinstance(v, str), "bool": lambda v: isinstance(v, bool), "int": whole,
+          "ints": lambda v: v is None or (isinstance(v, (list, tuple)) and all(whole(x) for x in v)),
+          "strs": lambda v: v is None or (isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v))}
+    words = {"str": "a string", "bool": "true or false", "int": "a whole number",
+             "ints": "a list of whole numbers (or None for the preset's)", "strs": "a list of names (or None)"}
+    for name, value in values.items():
+        kind = PARAMETER_KINDS.get(name)
+        if kind and not ok[kind](value):
+            raise UsageError(f"notebook parameter {name} must be {words[kind]}, got {value!r}")
+
+
 def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: Sequence[int] | None, smoke: bool,
           world_seed: int = 0, base_seeds: Sequence[int] | None = None, retrain_base: bool = False,
           prompt: str = "haca", num_processes: int = 1, accelerate_config: str = "",
@@ -59,6 +85,10 @@ def setup(notebook: str, *, preset: str, data_root: str, cache_dir: str, seeds: 
     not its floats)."""
     import pandas as pd
 
+    check_parameters(preset=preset, data_root=data_root, cache_dir=cache_dir, seeds=seeds, smoke=smoke,
+                     world_seed=world_seed, base_seeds=base_seeds, retrain_base=retrain_base, prompt=prompt,
+                     num_processes=num_processes, accelerate_config=accelerate_config, families=families,
+                     model_path=model_path, **extra)
     quiet()  # text shown whole (`whole_text`)
     pd.set_option("display.width", 200)
     study = Study.of(preset=preset, families=families, data_root=data_root, cache_dir=cache_dir,

@@ -90,3 +90,15 @@ def test_reproduce_prints_one_line_per_notebook(tmp_path, capsys):
     lines = out.out.strip().splitlines()
     assert lines[0].startswith("[reproduce] 1/1 01 · Data construction ... ") and lines[0].endswith(" s")
     assert len(lines) == 2 and "KeyboardInterrupt" not in out.err
+
+
+@pytest.mark.parametrize("name,value", [("seeds", "0,1"), ("seeds", [0, 1.5]), ("smoke", 1), ("world_seed", "0"),
+                                        ("families", "video_llava"), ("num_processes", True)])
+def test_notebook_parameters_of_the_wrong_kind_are_one_line(name, value):
+    """Issue 30: papermill injects any JSON; a wrong kind is named before any work."""
+    from hacalib.errors import UsageError
+    from hacalib.notebook import check_parameters
+
+    with pytest.raises(UsageError, match=rf"notebook parameter {name} must be"):
+        check_parameters(**{name: value})
+    check_parameters(seeds=[0, 1], smoke=False, families=None, world_seed=0, num_processes=1, preset="toy")

@@ -1,6 +1,6 @@
 """Per-item results files that know their own content: a file cut short or edited is recomputed, never read.
 
-`write_results` writes the CSV atomically and then a record beside it (`.NAME.check.json`: its rows and sha256);
+`write_results` writes the CSV atomically and then a record beside it (`.check.NAME.json`: its rows and sha256);
 `cached_results` reads a file back only when it matches its record, and otherwise removes both (they are ours: the
 experiment's cache) so the caller scores the benchmark again. A file written before records existed has none: its
 first read records it as it is (trust on first read; PROTOCOL.md, "Reliability").
@@ -20,7 +20,8 @@ from .derived import read_results
 
 
 def record_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.check.json")
+    # `.check.` first: a progress file's glob (`.qa-*`) never matches a record
+    return path.with_name(f".check.{path.name}.json")
 
 
 def write_results(df: pd.DataFrame, path: Path) -> None:
