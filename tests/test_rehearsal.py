@@ -74,9 +74,12 @@ def test_paper_preset_runs_end_to_end_from_the_hub_cache(rehearsal, tmp_path):
         env={**os.environ, **env(rehearsal)}, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[reproduce] ")]
-    assert len(lines) == 8, proc.stdout  # 7 notebooks, then where the outputs are
+    from hacalib.reproduce import NOTEBOOKS
+
+    assert len(lines) == len(NOTEBOOKS) + 1, proc.stdout  # every notebook, then where the outputs are
     figures = tmp_path / "runs" / "smoke" / "figures"
-    for name in ("01_findings", "03_table1_velociti", "04_ssv2_retrieval", "05_table2", "06_mask_ratio", "07_findings"):
+    for name in ("01_findings", "03_table1_velociti", "04_ssv2_retrieval", "05_table2", "06_mask_ratio", "07_findings",
+                 "00_findings"):
         assert (figures / f"{name}.md").is_file(), name
     # the model the notebooks loaded is the tiny one in the hub cache, at the pinned revision
     assert "d814f26332051e31c43352e8c1c0ef230ed6fb5d" in (figures / "03_table1_velociti.provenance.json").read_text()
