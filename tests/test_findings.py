@@ -161,3 +161,17 @@ def test_failure_reading_compares_with_chance():
     lines = failure_reading(counts, confirmed)
     assert lines[0] == ("HACA (base 0, seed 0): wrong on 10.0-50.5% of the pairs per test (chance: 50%); clearly "
                         "better than chance on agent_iden (10.0%).")
+
+
+def test_data_takeaway_from_the_counts_rows_and_masking():
+    from types import SimpleNamespace
+
+    from hacalib.report.findings import data_takeaway
+
+    counts = pd.DataFrame({"objective": ["entail", "haca"], "pos": [10, 10], "neg": [10, 10]})
+    rows = [SimpleNamespace(misalignment=t) for t in ("object", "flip", "object", "flip")]
+    masked = [SimpleNamespace(masked_words=["a", "b"], n_content=4)]
+    assert data_takeaway(counts, rows, masked, 0.45) == (
+        "Every objective trains on the same 10 aligned and 10 contrast examples (balanced: answering Yes to all is "
+        "right on 50%); the training split has 2 misalignment types, 50.0-50.0% each, and masking at 0.45 hides "
+        "50.0% of their content words.")

@@ -303,6 +303,21 @@ def examples_line(counts: pd.DataFrame) -> str:
             "cannot learn the task from the answer's base rate.")
 
 
+def data_takeaway(counts: pd.DataFrame, rows: Sequence, masked: Sequence, ratio: float) -> str:
+    """Two sentences: what every objective trains on (from `examples_line`'s table) and how the training split's
+    misalignment types and the masking task are spread."""
+    first = counts.to_dict("records")[0]
+    pos, neg = int(first.get("pos", 0) or 0), int(first.get("neg", 0) or 0)
+    same = all(int(r.get("pos", 0) or 0) == pos and int(r.get("neg", 0) or 0) == neg for r in counts.to_dict("records"))
+    types = pd.Series([r.misalignment for r in rows]).value_counts(normalize=True)
+    hidden = sum(len(m.masked_words) for m in masked) / max(sum(m.n_content for m in masked), 1)
+    return ((f"Every objective trains on the same {pos:,} aligned and {neg:,} contrast examples" if same else
+             "The objectives train on different aligned and contrast examples")
+            + f" (balanced: answering Yes to all is right on {100 * pos / max(pos + neg, 1):.0f}%); the training split "
+            f"has {len(types)} misalignment types, {100 * types.min():.1f}-{100 * types.max():.1f}% each, and masking "
+            f"at {ratio:.2f} hides {100 * hidden:.1f}% of their content words.")
+
+
 def masking_line(masked: Sequence, ratio: float) -> str:
     """How much of the content the masking task actually hides (`training.masking.mask_captions` results)."""
     hidden = np.array([len(m.masked_words) for m in masked], dtype=float)
