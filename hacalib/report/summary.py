@@ -135,7 +135,7 @@ def qa_line(qa: pd.DataFrame | None) -> str:
     """Table 2 under the three judges: the headline first answer, exact match and containment, per family."""
     if qa is None or qa.empty:
         return "No QA table was found."
-    overall = qa[(qa.get("all", pd.Series(dtype=str)) == "all")] if "all" in qa.columns else qa
+    overall = qa[qa["all"] == "all"] if "all" in qa.columns else qa  # the by-type lines have no "all" value
     sentences = []
     for family, part in overall.groupby("family", sort=False) if "family" in overall.columns else [(None, overall)]:
         wide = part.pivot_table(index="row", columns="metric", values="value", aggfunc="first")
